@@ -1,0 +1,2 @@
+//! The `longctx` command-line tool: thin argument parsing over the longctx crates.
+fn main() {}
