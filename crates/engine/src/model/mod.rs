@@ -1,0 +1,327 @@
+//! Model loading and the transformer forward pass shared by the Llama, Qwen2 and Gemma 3
+//! architectures; attention spans come from the sequence's KV-cache policy.
+
+pub mod config;
+pub mod weights;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::attention::{attend, AttnError, AttnInput, AttnScratch, AttnShape, LayerObs};
+use crate::gguf::{GgufError, GgufFile};
+use crate::kv::KvStore;
+use crate::ops;
+use crate::policy::{CachePolicy, PlanContext, PolicyError};
+use crate::quant::{matmul, matvec, MatScratch, QMatrix, QuantError};
+use crate::tokenizer::{Tokenizer, TokenizerError};
+
+pub use config::{Arch, ModelConfig, RopeParams};
+pub use weights::ModelWeights;
+
+/// Errors from loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Gguf(#[from] GgufError),
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("unsupported architecture '{0}' (supported: llama, qwen2, gemma3)")]
+    UnsupportedArch(String),
+    #[error("GGUF metadata key '{0}' is required but missing")]
+    MissingKey(String),
+    #[error("bad hyper-parameter {key} = {value}: {reason}")]
+    BadHyperParam {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("tensor '{0}' is required for this architecture but missing")]
+    MissingTensor(String),
+    #[error("tensor '{name}' has shape {got}, expected {expected}")]
+    BadTensorShape {
+        name: String,
+        expected: String,
+        got: String,
+    },
+    #[error("tensor '{name}' has type {ty}, which the engine cannot compute with")]
+    UnsupportedTensorType { name: String, ty: String },
+    #[error("tensor '{name}': {source}")]
+    Tensor {
+        name: String,
+        #[source]
+        source: QuantError,
+    },
+    #[error("token id {token} is outside the vocabulary (size {vocab})")]
+    TokenOutOfRange { token: u32, vocab: usize },
+    #[error("empty input: nothing to evaluate")]
+    EmptyInput,
+    #[error("attention plan of layer {layer}: {source}")]
+    Attention {
+        layer: usize,
+        #[source]
+        source: AttnError,
+    },
+}
+
+/// A loaded model: configuration, weights (memory-mapped) and tokenizer.
+pub struct Model {
+    pub cfg: ModelConfig,
+    pub weights: ModelWeights,
+    pub tokenizer: Tokenizer,
+    /// The GGUF's Jinja chat template, if it has one.
+    pub chat_template: Option<String>,
+}
+
+/// Which positions of a forward pass need logits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogitsWanted {
+    None,
+    Last,
+    /// Rows `from..n` of the chunk.
+    From(usize),
+}
+
+/// Reusable activation buffers of the forward pass (no allocation per token once warm).
+#[derive(Default)]
+pub struct Workspace {
+    x: Vec<f32>,
+    xn: Vec<f32>,
+    q: Vec<f32>,
+    q_pre: Vec<f32>,
+    k: Vec<f32>,
+    k_pre: Vec<f32>,
+    v: Vec<f32>,
+    att: Vec<f32>,
+    proj: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    pos: Vec<i64>,
+    pub logits: Vec<f32>,
+    mat: MatScratch,
+    attn: AttnScratch,
+    obs: LayerObs,
+}
+
+fn resize(buf: &mut Vec<f32>, n: usize) {
+    if buf.len() != n {
+        buf.resize(n, 0.0);
+    }
+}
+
+/// `out = x · Wᵀ` for `n` rows: mat-vec for one row (packed integer kernels), GEMM otherwise.
+fn linear(w: QMatrix, x: &[f32], n: usize, out: &mut [f32], scratch: &mut MatScratch, name: &str) -> Result<(), ModelError> {
+    let r = if n == 1 { matvec(&w, x, out, scratch) } else { matmul(&w, x, n, out, scratch) };
+    r.map_err(|e| ModelError::Tensor { name: name.to_string(), source: e })
+}
+
+fn add_bias(rows: &mut [f32], bias: Option<&Vec<f32>>) {
+    if let Some(b) = bias {
+        for row in rows.chunks_exact_mut(b.len()) {
+            row.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        }
+    }
+}
+
+impl Model {
+    /// Memory-maps and validates a GGUF model.
+    pub fn load(path: &Path) -> Result<Model, ModelError> {
+        let file = Arc::new(GgufFile::open(path)?);
+        Model::from_gguf(file)
+    }
+
+    pub fn from_gguf(file: Arc<GgufFile>) -> Result<Model, ModelError> {
+        let cfg = ModelConfig::from_gguf(&file)?;
+        let tokenizer = Tokenizer::from_gguf(&file)?;
+        let chat_template = file.get_str("tokenizer.chat_template")?.map(str::to_string);
+        let weights = ModelWeights::load(file, &cfg)?;
+        Ok(Model { cfg, weights, tokenizer, chat_template })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.weights.output.rows
+    }
+
+    /// A fresh KV store shaped for this model and suited to `policy`.
+    pub fn new_kv(&self, policy: &dyn CachePolicy) -> KvStore {
+        KvStore::new(self.cfg.n_layers, self.cfg.n_kv_heads, self.cfg.head_dim, policy.needs_pre_rope())
+    }
+
+    /// Runs `tokens` (one chunk, at most the policy's chunk size) at absolute positions
+    /// `start_pos..`, appending their keys and values to `kv` under `policy`. Logits for the
+    /// requested rows land in `ws.logits` (`rows × vocab`).
+    pub fn forward(
+        &self,
+        tokens: &[u32],
+        start_pos: i64,
+        kv: &mut KvStore,
+        policy: &mut dyn CachePolicy,
+        want: LogitsWanted,
+        ws: &mut Workspace,
+    ) -> Result<(), ModelError> {
+        if tokens.is_empty() {
+            return Err(ModelError::EmptyInput);
+        }
+        policy.before_chunk(kv, tokens.len())?;
+        kv.begin_chunk((0..tokens.len() as i64).map(|i| start_pos + i));
+        let r = self.forward_layers(tokens, kv, policy, want, ws);
+        if r.is_err() {
+            kv.abort_chunk();
+            return r;
+        }
+        kv.end_chunk();
+        policy.after_chunk(kv)?;
+        Ok(())
+    }
+
+    fn forward_layers(
+        &self,
+        tokens: &[u32],
+        kv: &mut KvStore,
+        policy: &mut dyn CachePolicy,
+        want: LogitsWanted,
+        ws: &mut Workspace,
+    ) -> Result<(), ModelError> {
+        let cfg = &self.cfg;
+        let keep_pre = kv.keeps_pre_rope();
+        let w = &self.weights;
+        let file = &*w.file;
+        let n = tokens.len();
+        let (e, qd, kvd, hd) = (cfg.n_embd, cfg.q_dim(), cfg.kv_dim(), cfg.head_dim);
+        resize(&mut ws.x, n * e);
+        resize(&mut ws.xn, n * e);
+        resize(&mut ws.q, n * qd);
+        resize(&mut ws.k, n * kvd);
+        resize(&mut ws.q_pre, n * qd);
+        resize(&mut ws.k_pre, if keep_pre { n * kvd } else { 0 });
+        resize(&mut ws.v, n * kvd);
+        resize(&mut ws.att, n * qd);
+        resize(&mut ws.proj, n * e);
+        resize(&mut ws.gate, n * cfg.n_ff);
+        resize(&mut ws.up, n * cfg.n_ff);
+        let half_rot = cfg.rope.iter().map(|r| r.n_rot / 2).max().unwrap_or(0);
+        resize(&mut ws.cos, n * half_rot);
+        resize(&mut ws.sin, n * half_rot);
+        ws.pos.clear();
+        let all_pos = kv.positions();
+        ws.pos.extend_from_slice(&all_pos[all_pos.len() - n..]);
+
+        for (t, &tok) in tokens.iter().enumerate() {
+            w.embed(tok, &mut ws.x[t * e..(t + 1) * e])?;
+        }
+        if let Some(s) = cfg.embed_scale {
+            ws.x.iter_mut().for_each(|v| *v *= s);
+        }
+
+        let shape = AttnShape {
+            n_heads: cfg.n_heads,
+            n_kv_heads: cfg.n_kv_heads,
+            head_dim: hd,
+            scale: cfg.attn_scale,
+        };
+        let mut rope_of_table: Option<RopeParams> = None;
+        for (il, lw) in w.layers.iter().enumerate() {
+            // Attention block.
+            for t in 0..n {
+                ops::rms_norm(&ws.x[t * e..(t + 1) * e], &lw.attn_norm, cfg.rms_eps, &mut ws.xn[t * e..(t + 1) * e]);
+            }
+            linear(lw.wq.view(file), &ws.xn, n, &mut ws.q, &mut ws.mat, &lw.wq.name)?;
+            linear(lw.wk.view(file), &ws.xn, n, &mut ws.k, &mut ws.mat, &lw.wk.name)?;
+            linear(lw.wv.view(file), &ws.xn, n, &mut ws.v, &mut ws.mat, &lw.wv.name)?;
+            add_bias(&mut ws.q, lw.bq.as_ref());
+            add_bias(&mut ws.k, lw.bk.as_ref());
+            add_bias(&mut ws.v, lw.bv.as_ref());
+            if let Some(qn) = &lw.q_norm {
+                ws.q.chunks_exact_mut(hd).for_each(|h| ops::rms_norm_inplace(h, qn, cfg.rms_eps));
+            }
+            if let Some(kn) = &lw.k_norm {
+                ws.k.chunks_exact_mut(hd).for_each(|h| ops::rms_norm_inplace(h, kn, cfg.rms_eps));
+            }
+            // Un-rotated copies: queries for fixed-distance spans, keys if the store keeps them.
+            ws.q_pre.copy_from_slice(&ws.q);
+            if keep_pre {
+                ws.k_pre.copy_from_slice(&ws.k);
+            }
+            let rope = cfg.rope[il];
+            if rope_of_table != Some(rope) {
+                let hr = rope.n_rot / 2;
+                for t in 0..n {
+                    ops::rope_cos_sin(&rope, ws.pos[t] as f64, &mut ws.cos[t * hr..(t + 1) * hr], &mut ws.sin[t * hr..(t + 1) * hr]);
+                }
+                rope_of_table = Some(rope);
+            }
+            let hr = rope.n_rot / 2;
+            for t in 0..n {
+                let (c, s) = (&ws.cos[t * hr..(t + 1) * hr], &ws.sin[t * hr..(t + 1) * hr]);
+                ws.q[t * qd..(t + 1) * qd].chunks_exact_mut(hd).for_each(|h| ops::rope_apply(&rope, h, c, s));
+                ws.k[t * kvd..(t + 1) * kvd].chunks_exact_mut(hd).for_each(|h| ops::rope_apply(&rope, h, c, s));
+            }
+            kv.append(il, &ws.k, &ws.k_pre, &ws.v, n);
+            let ctx = PlanContext {
+                layer: il,
+                native_window: cfg.layer_window[il],
+                q: &ws.q,
+                q_pre: &ws.q_pre,
+                q_pos: &ws.pos,
+                n_heads: cfg.n_heads,
+                head_dim: hd,
+            };
+            let plan = policy.plan(&ctx, kv);
+            let input = AttnInput {
+                shape,
+                rope,
+                q: &ws.q,
+                q_pre: &ws.q_pre,
+                q_pos: &ws.pos,
+                kv: kv.layer(il),
+                k_pos: kv.positions(),
+            };
+            attend(&input, &plan, &mut ws.attn, &mut ws.att, &mut ws.obs).map_err(|source| ModelError::Attention { layer: il, source })?;
+            if !plan.observe.is_empty() {
+                policy.observe(il, &plan, &ws.obs, kv);
+            }
+            linear(lw.wo.view(file), &ws.att, n, &mut ws.proj, &mut ws.mat, &lw.wo.name)?;
+            if let Some(pn) = &lw.attn_post_norm {
+                ws.proj.chunks_exact_mut(e).for_each(|r| ops::rms_norm_inplace(r, pn, cfg.rms_eps));
+            }
+            ws.x.iter_mut().zip(&ws.proj).for_each(|(a, b)| *a += b);
+
+            // Feed-forward block.
+            for t in 0..n {
+                ops::rms_norm(&ws.x[t * e..(t + 1) * e], &lw.ffn_norm, cfg.rms_eps, &mut ws.xn[t * e..(t + 1) * e]);
+            }
+            linear(lw.w_gate.view(file), &ws.xn, n, &mut ws.gate, &mut ws.mat, &lw.w_gate.name)?;
+            linear(lw.w_up.view(file), &ws.xn, n, &mut ws.up, &mut ws.mat, &lw.w_up.name)?;
+            if cfg.arch == Arch::Gemma3 {
+                ops::gelu_mul(&mut ws.gate, &ws.up);
+            } else {
+                ops::silu_mul(&mut ws.gate, &ws.up);
+            }
+            linear(lw.w_down.view(file), &ws.gate, n, &mut ws.proj, &mut ws.mat, &lw.w_down.name)?;
+            if let Some(pn) = &lw.ffn_post_norm {
+                ws.proj.chunks_exact_mut(e).for_each(|r| ops::rms_norm_inplace(r, pn, cfg.rms_eps));
+            }
+            ws.x.iter_mut().zip(&ws.proj).for_each(|(a, b)| *a += b);
+        }
+
+        let from = match want {
+            LogitsWanted::None => return Ok(()),
+            LogitsWanted::Last => n - 1,
+            LogitsWanted::From(f) => f.min(n - 1),
+        };
+        let rows = n - from;
+        for t in from..n {
+            ops::rms_norm(&ws.x[t * e..(t + 1) * e], &w.output_norm, cfg.rms_eps, &mut ws.xn[(t - from) * e..(t - from + 1) * e]);
+        }
+        let vocab = w.output.rows;
+        resize(&mut ws.logits, rows * vocab);
+        linear(w.output.view(file), &ws.xn[..rows * e], rows, &mut ws.logits, &mut ws.mat, &w.output.name)?;
+        if let Some(cap) = cfg.final_logit_softcap {
+            ws.logits.iter_mut().for_each(|l| *l = (*l / cap).tanh() * cap);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,76 @@
+//! `full`: plain causal attention over every cached token, bounded by the model's trained context.
+
+use crate::attention::{AttnPlan, Span, SpanMask};
+use crate::kv::KvStore;
+use crate::policy::{positive, CachePolicy, ModelFacts, PlanContext, PolicyError, PolicyInfo, PolicyOption};
+
+pub(crate) const INFO: PolicyInfo = PolicyInfo {
+    name: "full",
+    summary: "plain attention over every token; errors past the model's trained context",
+    options: &[
+        PolicyOption {
+            name: "max_context",
+            default: "model's context_length",
+            help: "most tokens kept; raise it to run past the trained window at your own risk",
+        },
+        PolicyOption {
+            name: "chunk",
+            default: "512",
+            help: "tokens per prefill forward pass",
+        },
+    ],
+};
+
+/// Keeps everything; refuses input past `max_context`.
+#[derive(Clone, Debug)]
+pub struct FullPolicy {
+    pub max_context: usize,
+    pub chunk: usize,
+}
+
+impl FullPolicy {
+    pub fn new(max_context: usize) -> FullPolicy {
+        FullPolicy { max_context, chunk: 512 }
+    }
+
+    pub(crate) fn from_options(opts: &[(String, String)], facts: ModelFacts) -> Result<FullPolicy, PolicyError> {
+        let mut p = FullPolicy::new(facts.context_length);
+        for (k, v) in opts {
+            match k.as_str() {
+                "max_context" => p.max_context = positive(INFO.name, k, v)?,
+                "chunk" => p.chunk = positive(INFO.name, k, v)?,
+                _ => unreachable!("parse_options validated the name"),
+            }
+        }
+        Ok(p)
+    }
+}
+
+impl CachePolicy for FullPolicy {
+    fn name(&self) -> &'static str {
+        INFO.name
+    }
+
+    fn chunk_size(&self) -> usize {
+        self.chunk
+    }
+
+    fn before_chunk(&mut self, kv: &mut KvStore, n_new: usize) -> Result<(), PolicyError> {
+        let needed = kv.len() + n_new;
+        if needed > self.max_context {
+            return Err(PolicyError::ContextExceeded {
+                policy: INFO.name.into(),
+                needed,
+                limit: self.max_context,
+            });
+        }
+        Ok(())
+    }
+
+    fn plan(&mut self, ctx: &PlanContext, kv: &KvStore) -> AttnPlan {
+        AttnPlan {
+            spans: vec![Span::original(0..kv.len(), ctx.native_window.map_or(SpanMask::Causal, SpanMask::Window))],
+            observe: Vec::new(),
+        }
+    }
+}

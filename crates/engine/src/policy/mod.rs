@@ -1,0 +1,181 @@
+//! KV-cache policies: what a sequence keeps in its KV store and which spans each layer attends
+//! to. One file per policy; [`REGISTRY`] lists them with their options for the CLI and docs.
+
+mod full;
+mod lm_infinite;
+mod streaming;
+
+pub use full::FullPolicy;
+pub use lm_infinite::LmInfinitePolicy;
+pub use streaming::StreamingPolicy;
+
+use crate::attention::{AttnPlan, LayerObs};
+use crate::kv::KvStore;
+
+/// Errors from building or running a policy.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("unknown policy '{0}' (known: {known})", known = known_names())]
+    Unknown(String),
+    #[error("policy '{policy}': unknown option '{option}' (options: {options})")]
+    UnknownOption {
+        policy: String,
+        option: String,
+        options: String,
+    },
+    #[error("policy '{policy}': bad value '{value}' for option '{option}': {reason}")]
+    BadOption {
+        policy: String,
+        option: String,
+        value: String,
+        reason: String,
+    },
+    #[error(
+        "input needs {needed} tokens of context but policy '{policy}' allows {limit} \
+         (the model's trained context); pick a long-context policy or raise the limit with \
+         --policy-opt max_context=N"
+    )]
+    ContextExceeded {
+        policy: String,
+        needed: usize,
+        limit: usize,
+    },
+}
+
+/// Facts about the model a policy needs.
+#[derive(Clone, Copy, Debug)]
+pub struct ModelFacts {
+    pub n_layers: usize,
+    pub context_length: usize,
+}
+
+/// What a policy sees when it plans one layer's attention for a chunk.
+pub struct PlanContext<'a> {
+    pub layer: usize,
+    /// The layer's own sliding window (Gemma 3 local layers), which every policy must respect.
+    pub native_window: Option<usize>,
+    /// The chunk's queries rotated at their true positions, `rows × (n_heads·head_dim)`.
+    pub q: &'a [f32],
+    /// The same queries before RoPE.
+    pub q_pre: &'a [f32],
+    /// True positions of the chunk's rows.
+    pub q_pos: &'a [i64],
+    pub n_heads: usize,
+    pub head_dim: usize,
+}
+
+/// A KV-cache policy. For each chunk the forward pass calls `before_chunk`, appends the
+/// chunk's keys and values, asks `plan` for every layer (passing back what the layer observed
+/// through `observe`), then calls `after_chunk`.
+pub trait CachePolicy: Send {
+    fn name(&self) -> &'static str;
+    /// Most tokens the engine may feed in one forward pass under this policy.
+    fn chunk_size(&self) -> usize;
+    /// Whether the store should also keep un-rotated keys. Repositioned spans work without
+    /// them (stored keys are rotated on by the difference); this trades memory for speed.
+    fn needs_pre_rope(&self) -> bool {
+        false
+    }
+    /// Runs before `n_new` tokens are appended: evict for space or refuse.
+    fn before_chunk(&mut self, kv: &mut KvStore, n_new: usize) -> Result<(), PolicyError>;
+    /// Key spans one layer attends to for the current chunk (its keys already appended).
+    fn plan(&mut self, ctx: &PlanContext, kv: &KvStore) -> AttnPlan;
+    /// Attention-probability column sums the plan asked for.
+    fn observe(&mut self, _layer: usize, _plan: &AttnPlan, _obs: &LayerObs, _kv: &KvStore) {}
+    /// Runs after the whole chunk went through every layer (eviction, memory formation).
+    fn after_chunk(&mut self, _kv: &mut KvStore) -> Result<(), PolicyError> {
+        Ok(())
+    }
+}
+
+/// One option of a policy, for help text and validation.
+#[derive(Clone, Copy, Debug)]
+pub struct PolicyOption {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+/// A registry entry.
+#[derive(Clone, Copy, Debug)]
+pub struct PolicyInfo {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub options: &'static [PolicyOption],
+}
+
+/// Every policy the engine offers, in the order the CLI lists them.
+pub const REGISTRY: &[PolicyInfo] = &[full::INFO, streaming::INFO, lm_infinite::INFO];
+
+fn known_names() -> String {
+    REGISTRY.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+}
+
+/// Parses `key=value,key=value` option strings.
+pub fn parse_options(policy: &PolicyInfo, spec: &str) -> Result<Vec<(String, String)>, PolicyError> {
+    let mut out = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').ok_or_else(|| PolicyError::BadOption {
+            policy: policy.name.into(),
+            option: part.into(),
+            value: String::new(),
+            reason: "expected key=value".into(),
+        })?;
+        if !policy.options.iter().any(|o| o.name == k) {
+            return Err(PolicyError::UnknownOption {
+                policy: policy.name.into(),
+                option: k.into(),
+                options: policy.options.iter().map(|o| o.name).collect::<Vec<_>>().join(", "),
+            });
+        }
+        out.push((k.to_string(), v.to_string()));
+    }
+    Ok(out)
+}
+
+/// Parses a positive integer option value.
+pub(crate) fn positive(policy: &str, option: &str, value: &str) -> Result<usize, PolicyError> {
+    match value.parse::<usize>() {
+        Ok(v) if v > 0 => Ok(v),
+        _ => Err(PolicyError::BadOption {
+            policy: policy.into(),
+            option: option.into(),
+            value: value.into(),
+            reason: "must be a positive integer".into(),
+        }),
+    }
+}
+
+/// Builds a policy by registry name with `key=value,...` options.
+pub fn build_policy(name: &str, options: &str, facts: ModelFacts) -> Result<Box<dyn CachePolicy>, PolicyError> {
+    let info = REGISTRY
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| PolicyError::Unknown(name.to_string()))?;
+    let opts = parse_options(info, options)?;
+    match info.name {
+        "full" => Ok(Box::new(FullPolicy::from_options(&opts, facts)?)),
+        "streaming" => Ok(Box::new(StreamingPolicy::from_options(&opts, facts)?)),
+        "lm-infinite" => Ok(Box::new(LmInfinitePolicy::from_options(&opts, facts)?)),
+        _ => Err(PolicyError::Unknown(name.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FACTS: ModelFacts = ModelFacts { n_layers: 2, context_length: 8 };
+
+    #[test]
+    fn unknown_policy_and_option_are_named() {
+        let e = build_policy("nope", "", FACTS).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("unknown policy 'nope'") && e.contains("full"), "{e}");
+        let e = build_policy("full", "window=3", FACTS).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("unknown option 'window'"), "{e}");
+        let e = build_policy("full", "max_context=0", FACTS).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("positive integer"), "{e}");
+        let e = build_policy("full", "max_context", FACTS).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("key=value"), "{e}");
+    }
+}
