@@ -16,21 +16,17 @@ fn ids(v: &Value) -> Vec<u32> {
     v.as_array().expect("id array").iter().map(|x| x.as_u64().expect("id") as u32).collect()
 }
 
-/// Greedy decode of `n` tokens after `prompt`.
-fn greedy(model: &Model, prompt: &[u32], n: usize) -> Vec<u32> {
-    let mut s = Session::new(model, Box::new(FullPolicy::new(model.cfg.context_length)));
-    s.feed(prompt, |_| {}).expect("prompt fits");
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let t = argmax(s.last_logits()).expect("logits");
-        out.push(t);
-        s.feed(&[t], |_| {}).expect("decode");
-    }
-    out
-}
+/// Largest logit gap we accept as a numerical near-tie when our argmax differs from
+/// llama.cpp's choice. llama.cpp multiplies with Q8-quantized activations and keeps the KV
+/// cache (and flash attention) in f16; our prefill runs in f32. Measured per-logit differences
+/// are up to 0.34 after a batched prompt and about 0.2 after one-token steps, so a flip needs a
+/// gap below that; a wrong model trails by whole logits.
+const NEAR_TIE: f32 = 0.25;
 
-/// Prompt tokenization and greedy continuations match llama.cpp; returns (matched, total)
-/// leading tokens per prompt.
+/// Prompt tokenization and greedy continuations match llama.cpp. The reference continuation is
+/// teacher-forced: at every step our argmax must be llama.cpp's token, or llama.cpp's token
+/// must trail our argmax by less than [`NEAR_TIE`]; the free-running greedy output must agree
+/// on at least `min_exact` leading tokens unless a near-tie came first.
 fn check_greedy(model: &Model, reference: &Value, min_exact: usize) {
     let mut cases: Vec<&Value> = reference["greedy"]["prompts"].as_array().expect("prompts").iter().collect();
     if reference["greedy"]["chat"].is_object() {
@@ -42,10 +38,28 @@ fn check_greedy(model: &Model, reference: &Value, min_exact: usize) {
         let got_prompt = model.tokenizer.encode(prompt, true, true);
         assert_eq!(got_prompt, want_prompt, "prompt tokens of {prompt:?}");
         let want = ids(&case["generated_ids"]);
-        let got = greedy(model, &got_prompt, want.len());
-        let same = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
-        eprintln!("{prompt:?}: {same}/{} greedy tokens identical to llama.cpp", want.len());
-        assert!(same >= min_exact, "{prompt:?}: only {same} leading tokens match llama.cpp\n got  {got:?}\n want {want:?}");
+        let mut s = Session::new(model, Box::new(FullPolicy::new(model.cfg.context_length)));
+        s.feed(&got_prompt, |_| {}).expect("prompt fits");
+        let (mut exact, mut first_tie) = (0usize, None);
+        for (step, &w) in want.iter().enumerate() {
+            let logits = s.last_logits();
+            let ours = argmax(logits).expect("logits");
+            if ours == w {
+                if first_tie.is_none() {
+                    exact += 1;
+                }
+            } else {
+                let gap = logits[ours as usize] - logits[w as usize];
+                assert!(
+                    gap < NEAR_TIE,
+                    "{prompt:?} step {step}: we pick {ours}, llama.cpp {w}, which trails by {gap:.3} (not a near-tie)"
+                );
+                first_tie.get_or_insert(step);
+            }
+            s.feed(&[w], |_| {}).expect("decode");
+        }
+        eprintln!("{prompt:?}: {exact}/{} leading greedy tokens identical to llama.cpp; first near-tie at {first_tie:?}", want.len());
+        assert!(exact >= min_exact || first_tie == Some(exact), "{prompt:?}: only {exact} leading tokens match llama.cpp");
     }
 }
 
@@ -100,9 +114,9 @@ fn smollm2_logits_match_llama_cpp() {
 fn qwen2_matches_llama_cpp() {
     let Some(model) = catalogue_model("qwen2.5-coder-0.5b") else { return };
     let r = &common::reference()["qwen2.5-coder-0.5b"];
+    check_perplexity(&model, r);
     check_logits(&model, r, 0.35);
     check_greedy(&model, r, 16);
-    check_perplexity(&model, r);
 }
 
 #[test]
@@ -110,9 +124,9 @@ fn qwen2_matches_llama_cpp() {
 fn gemma3_matches_llama_cpp() {
     let Some(model) = catalogue_model("gemma3-270m") else { return };
     let r = &common::reference()["gemma3-270m"];
+    check_perplexity(&model, r);
     check_logits(&model, r, 0.35);
     check_greedy(&model, r, 16);
-    check_perplexity(&model, r);
 }
 
 #[test]
