@@ -1,6 +1,7 @@
 //! The `longctx` command-line tool: thin argument parsing over the longctx crates.
 
 mod commands;
+mod passkey;
 mod speed;
 
 use clap::{Args, Parser, Subcommand};
@@ -123,6 +124,8 @@ enum Command {
         #[arg(short = 'r', long, default_value_t = 3)]
         reps: usize,
     },
+    /// Passkey retrieval benchmark (LM-Infinite variant): accuracy per policy, length and depth.
+    Passkey(passkey::PasskeyArgs),
 }
 
 #[derive(Subcommand)]
@@ -150,6 +153,7 @@ fn main() {
         Command::Ask { model, gen, file, question } => commands::ask(&model, &gen, &file, &question),
         Command::Perplexity { model, file, ctx } => commands::perplexity(&model, &file, ctx),
         Command::BenchSpeed { model, prompt, gen, depth, reps } => speed::bench_speed(&model, &prompt, gen, depth, reps),
+        Command::Passkey(args) => passkey::run(&args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

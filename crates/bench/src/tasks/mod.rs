@@ -1,0 +1,3 @@
+//! Task generators, one module per benchmark family.
+
+pub mod passkey;

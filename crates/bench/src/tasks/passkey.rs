@@ -1,0 +1,532 @@
+//! Passkey retrieval, the LM-Infinite variant (methods reference §C11; code:
+//! Glaciohound/LM-Infinite `data/passkey_retrieval/create_passkey_data.py` and
+//! `data/get_data.py`).
+//!
+//! A prompt is the task prefix, `i` copies of a filler sentence, the key line, the remaining
+//! fillers and the question with its continuation cue, all joined by single spaces:
+//!
+//! ```text
+//! There is an important info hidden inside a lot of irrelevant text. Find it and memorize it.
+//! I will quiz you about the important information there. The grass is green. … The pass key
+//! is 4021871. Remember it. 4021871 is the pass key. The grass is green. … What is the pass
+//! key? The pass key is
+//! ```
+//!
+//! Differences from LM-Infinite, all deliberate:
+//! - The length is counted on the *whole* prompt with the model's own tokenizer (including
+//!   whatever special tokens the counter adds), and the number of fillers is the largest that
+//!   keeps the prompt within the target. LM-Infinite estimated it from piece lengths and
+//!   mis-measured the prefix, so its prompts ran slightly long.
+//! - The key's position is a fixed depth (share of the fillers placed before the key line,
+//!   rounded to nearest) instead of a uniform draw, so results can be reported per depth.
+//! - The key `K` is uniform in `[1, 10_000_000)` as in LM-Infinite, but drawn from
+//!   [`SplitMix64`] seeded with `(seed, length, depth, sample)` in that order, so every sample
+//!   can be generated on its own and is identical on every platform.
+//! - The cue ends in "The pass key is" without LM-Infinite's trailing space: with BPE
+//!   tokenizers a trailing space forces an unnatural number token.
+
+use serde::{Deserialize, Serialize};
+
+use crate::rng::SplitMix64;
+use crate::{BenchError, Metric, TaskInfo};
+
+/// The registry entry.
+pub const INFO: TaskInfo = TaskInfo {
+    name: "passkey",
+    summary: "find a 1–7 digit pass key hidden at a given depth in repeated filler text (LM-Infinite variant)",
+    metric: Metric::FirstIntegerEq,
+};
+
+/// Bumped whenever the prompt text or the key derivation changes, so that stored results of
+/// an older generator are never mistaken for current ones.
+pub const GENERATOR_VERSION: u32 = 1;
+
+/// The task description that opens every prompt.
+pub const TASK_PREFIX: &str = "There is an important info hidden inside a lot of irrelevant text. \
+Find it and memorize it. I will quiz you about the important information there.";
+
+/// The filler sentence repeated around the key line.
+pub const FILLER: &str =
+    "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.";
+
+/// The question and the open continuation cue that end every prompt.
+pub const QUESTION: &str = "What is the pass key? The pass key is";
+
+/// Keys are uniform in `[PASSKEY_MIN, PASSKEY_END)`.
+pub const PASSKEY_MIN: u64 = 1;
+/// One past the largest key.
+pub const PASSKEY_END: u64 = 10_000_000;
+
+/// The sentence that carries the key.
+pub fn key_line(passkey: u64) -> String {
+    format!("The pass key is {passkey}. Remember it. {passkey} is the pass key.")
+}
+
+/// Counts the tokens of a text; implemented for every `Fn(&str) -> usize`.
+pub trait TokenCounter {
+    fn count_tokens(&self, text: &str) -> usize;
+}
+
+impl<F: Fn(&str) -> usize> TokenCounter for F {
+    fn count_tokens(&self, text: &str) -> usize {
+        self(text)
+    }
+}
+
+/// Which sample to generate: everything that determines its text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PasskeyCase {
+    /// Target prompt length in model tokens; the prompt is as long as possible without
+    /// exceeding it.
+    pub length: usize,
+    /// Share of the fillers placed before the key line, in percent (0 = key first).
+    pub depth: u32,
+    /// Index of the sample within its (length, depth) cell.
+    pub sample: u64,
+    /// Run seed.
+    pub seed: u64,
+}
+
+impl PasskeyCase {
+    /// A case, checked: the length must be positive and the depth within `0..=100`.
+    pub fn new(
+        length: usize,
+        depth: u32,
+        sample: u64,
+        seed: u64,
+    ) -> Result<PasskeyCase, BenchError> {
+        let case = PasskeyCase {
+            length,
+            depth,
+            sample,
+            seed,
+        };
+        case.validate()?;
+        Ok(case)
+    }
+
+    /// Checks the length and depth.
+    pub fn validate(&self) -> Result<(), BenchError> {
+        if self.length == 0 {
+            return Err(BenchError::ZeroLength);
+        }
+        if self.depth > 100 {
+            return Err(BenchError::DepthOutOfRange(self.depth));
+        }
+        Ok(())
+    }
+
+    /// The key of this case: the first draw of `SplitMix64::from_parts(&[seed, length,
+    /// depth, sample])` mapped uniformly onto `[1, 10_000_000)`.
+    pub fn passkey(&self) -> u64 {
+        let mut rng = SplitMix64::from_parts(&[
+            self.seed,
+            self.length as u64,
+            u64::from(self.depth),
+            self.sample,
+        ]);
+        rng.in_range(PASSKEY_MIN, PASSKEY_END)
+    }
+}
+
+/// A generated prompt with its answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasskeySample {
+    pub case: PasskeyCase,
+    pub passkey: u64,
+    /// The expected answer text (the key in decimal).
+    pub answer: String,
+    pub prompt: String,
+    /// Tokens of `prompt` according to the counter used to build it; at most `case.length`.
+    pub prompt_tokens: usize,
+    pub filler_count: usize,
+    pub fillers_before_key: usize,
+}
+
+/// Fillers placed before the key line: `filler_count × depth / 100`, rounded half up.
+pub fn fillers_before_key(filler_count: usize, depth: u32) -> usize {
+    (filler_count * depth.min(100) as usize + 50) / 100
+}
+
+/// The prompt text for a key, a filler count and how many fillers precede the key line.
+pub fn render_prompt(passkey: u64, filler_count: usize, fillers_before: usize) -> String {
+    let before = fillers_before.min(filler_count);
+    let key = key_line(passkey);
+    let mut prompt = String::with_capacity(
+        TASK_PREFIX.len() + key.len() + QUESTION.len() + (FILLER.len() + 1) * filler_count + 3,
+    );
+    prompt.push_str(TASK_PREFIX);
+    for _ in 0..before {
+        prompt.push(' ');
+        prompt.push_str(FILLER);
+    }
+    prompt.push(' ');
+    prompt.push_str(&key);
+    for _ in before..filler_count {
+        prompt.push(' ');
+        prompt.push_str(FILLER);
+    }
+    prompt.push(' ');
+    prompt.push_str(QUESTION);
+    prompt
+}
+
+/// Builds the sample for `case`, measuring lengths with `counter`.
+///
+/// The filler count is the largest `n ≥ 1` whose prompt fits in `case.length` tokens, found
+/// from an estimate (the token cost of one filler, measured between 1 and 9 fillers) and then
+/// confirmed by counting whole prompts: a widening search from the estimate, then bisection.
+/// This assumes that more fillers never mean fewer tokens, which holds for real tokenizers.
+/// Errors when even one filler does not fit.
+pub fn generate_sample(
+    case: &PasskeyCase,
+    counter: &dyn TokenCounter,
+) -> Result<PasskeySample, BenchError> {
+    case.validate()?;
+    let passkey = case.passkey();
+    let render = |n: usize| render_prompt(passkey, n, fillers_before_key(n, case.depth));
+    let count = |n: usize| counter.count_tokens(&render(n));
+    let target = case.length;
+
+    let one = count(1);
+    if one > target {
+        return Err(BenchError::LengthTooShort {
+            length: target,
+            minimum: one,
+        });
+    }
+    // A counter that charges nothing for fillers would allow any number; a filler costs at
+    // least one token with any real tokenizer, so `target` fillers is a safe ceiling.
+    let ceiling = target.max(1);
+    const PROBE: usize = 9;
+    let per_filler = (count(PROBE).saturating_sub(one) as f64 / (PROBE - 1) as f64).max(1.0);
+    let estimate = (1 + ((target - one) as f64 / per_filler) as usize).clamp(1, ceiling);
+
+    // Invariant once bracketed: `fits(low)` and (`high > ceiling` or `!fits(high)`).
+    let fits = |n: usize| count(n) <= target;
+    let (mut low, mut high);
+    if fits(estimate) {
+        low = estimate;
+        let mut step = 1;
+        loop {
+            let candidate = low + step;
+            if candidate > ceiling {
+                high = ceiling + 1;
+                break;
+            }
+            if fits(candidate) {
+                low = candidate;
+                step *= 2;
+            } else {
+                high = candidate;
+                break;
+            }
+        }
+    } else {
+        high = estimate;
+        let mut step = 1;
+        loop {
+            let candidate = high.saturating_sub(step).max(1);
+            if candidate == 1 {
+                low = 1;
+                break;
+            }
+            if fits(candidate) {
+                low = candidate;
+                break;
+            }
+            high = candidate;
+            step *= 2;
+        }
+    }
+    while high - low > 1 {
+        let middle = low + (high - low) / 2;
+        if fits(middle) {
+            low = middle;
+        } else {
+            high = middle;
+        }
+    }
+
+    let prompt = render(low);
+    let prompt_tokens = counter.count_tokens(&prompt);
+    Ok(PasskeySample {
+        case: *case,
+        passkey,
+        answer: passkey.to_string(),
+        prompt,
+        prompt_tokens,
+        filler_count: low,
+        fillers_before_key: fillers_before_key(low, case.depth),
+    })
+}
+
+/// Everything that identifies one stored result: a re-run with the same key reuses it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PasskeyRunKey {
+    /// Always `"passkey"`.
+    pub task: String,
+    pub generator_version: u32,
+    /// The model's file name.
+    pub model: String,
+    /// `sha256:<hex>` when known (catalogue models), else `bytes:<file size>`.
+    pub model_id: String,
+    pub policy: String,
+    /// The policy's options as canonical `key=value` pairs, sorted, comma-separated.
+    pub policy_options: String,
+    pub max_tokens: usize,
+    #[serde(flatten)]
+    pub case: PasskeyCase,
+}
+
+/// What running one sample produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PasskeyOutcome {
+    pub passkey: u64,
+    /// The generated text (partial when `error` is set and generation had started).
+    pub output: String,
+    pub correct: bool,
+    /// Why the sample could not be run to the end; the sample then counts as incorrect.
+    pub error: Option<String>,
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    pub prefill_seconds: f64,
+    pub decode_tokens_per_second: f64,
+    /// Peak resident memory while the sample ran, if the platform reports it.
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// One line of a passkey results file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PasskeyRecord {
+    #[serde(flatten)]
+    pub key: PasskeyRunKey,
+    #[serde(flatten)]
+    pub outcome: PasskeyOutcome,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::first_integer_eq;
+
+    fn words(text: &str) -> usize {
+        text.split_whitespace().count()
+    }
+
+    const PREFIX_WORDS: usize = 26;
+    const FILLER_WORDS: usize = 19;
+    const KEY_WORDS: usize = 12;
+    const QUESTION_WORDS: usize = 9;
+
+    #[test]
+    fn piece_word_counts() {
+        assert_eq!(words(TASK_PREFIX), PREFIX_WORDS);
+        assert_eq!(words(FILLER), FILLER_WORDS);
+        assert_eq!(words(&key_line(42)), KEY_WORDS);
+        assert_eq!(words(QUESTION), QUESTION_WORDS);
+    }
+
+    #[test]
+    fn golden_samples_for_seed_zero() {
+        let sample = generate_sample(&PasskeyCase::new(512, 50, 0, 0).unwrap(), &words).unwrap();
+        // 47 fixed words + 19 per filler: 24 fillers = 503 words ≤ 512 < 522.
+        assert_eq!(sample.filler_count, 24);
+        assert_eq!(sample.prompt_tokens, 503);
+        assert_eq!(sample.fillers_before_key, 12);
+        assert_eq!(sample.passkey, GOLDEN_KEYS[0]);
+        assert_eq!(sample.answer, GOLDEN_KEYS[0].to_string());
+        let head = "There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. \
+                    I will quiz you about the important information there. The grass is green. The sky is blue. \
+                    The sun is yellow. Here we go. There and back again. The grass is green.";
+        assert!(sample.prompt.starts_with(head), "{}", &sample.prompt[..300]);
+        let tail = "There and back again. What is the pass key? The pass key is";
+        assert!(sample.prompt.ends_with(tail));
+        let key = format!(
+            "There and back again. The pass key is {k}. Remember it. {k} is the pass key. The grass is green.",
+            k = sample.passkey
+        );
+        assert_eq!(sample.prompt.matches(&key).count(), 1);
+        let key_at = sample.prompt.find(&key_line(sample.passkey)).unwrap();
+        assert_eq!(sample.prompt[..key_at].matches(FILLER).count(), 12);
+
+        // The keys of a fixed grid, pinned: they must never change for GENERATOR_VERSION 1.
+        let mut keys = Vec::new();
+        for (length, depth, index) in [
+            (512, 50, 0),
+            (512, 50, 1),
+            (512, 10, 0),
+            (1024, 50, 0),
+            (512, 90, 0),
+        ] {
+            keys.push(PasskeyCase::new(length, depth, index, 0).unwrap().passkey());
+        }
+        assert_eq!(keys, GOLDEN_KEYS);
+        assert_eq!(
+            PasskeyCase::new(512, 50, 0, 1).unwrap().passkey(),
+            GOLDEN_KEY_SEED_ONE
+        );
+    }
+
+    /// Keys for seed 0 at (512, 50%, #0), (512, 50%, #1), (512, 10%, #0), (1024, 50%, #0),
+    /// (512, 90%, #0); checked against an independent Python implementation of the
+    /// documented derivation.
+    const GOLDEN_KEYS: [u64; 5] = [580_204, 9_040_459, 7_960_727, 6_164_806, 6_059_410];
+    const GOLDEN_KEY_SEED_ONE: u64 = 6_687_298;
+
+    #[test]
+    fn same_case_same_sample() {
+        let case = PasskeyCase::new(2000, 10, 3, 7).unwrap();
+        let a = generate_sample(&case, &words).unwrap();
+        let b = generate_sample(&case, &words).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            first_integer_eq(&format!(" {}.", a.passkey), &a.answer),
+            1.0
+        );
+    }
+
+    #[test]
+    fn lengths_land_within_one_filler_of_the_target() {
+        // A word counter and a rough characters-per-token counter with a BOS token.
+        let chars = |text: &str| 1 + text.len().div_ceil(4);
+        for target in [100, 333, 512, 1000, 4096, 16_384] {
+            for depth in [0, 10, 50, 90, 100] {
+                let case = PasskeyCase::new(target, depth, 0, 0).unwrap();
+                let sample = generate_sample(&case, &words).unwrap();
+                assert!(
+                    sample.prompt_tokens <= target,
+                    "{target} {depth}: {}",
+                    sample.prompt_tokens
+                );
+                assert!(
+                    target - sample.prompt_tokens < FILLER_WORDS,
+                    "{target} {depth}: {}",
+                    sample.prompt_tokens
+                );
+                assert_eq!(words(&sample.prompt), sample.prompt_tokens);
+                let one_filler = chars(FILLER) + 1;
+                let sample = generate_sample(&case, &chars).unwrap();
+                assert!(sample.prompt_tokens <= target);
+                assert!(
+                    target - sample.prompt_tokens < one_filler,
+                    "{target} {depth}: {}",
+                    sample.prompt_tokens
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn depth_places_the_key_line() {
+        for (depth, before) in [(0, 0), (10, 2), (50, 12), (90, 22), (100, 24)] {
+            let sample =
+                generate_sample(&PasskeyCase::new(512, depth, 0, 0).unwrap(), &words).unwrap();
+            assert_eq!(sample.filler_count, 24);
+            assert_eq!(sample.fillers_before_key, before, "depth {depth}");
+            let key_at = sample.prompt.find(&key_line(sample.passkey)).unwrap();
+            assert_eq!(sample.prompt[..key_at].matches(FILLER).count(), before);
+        }
+    }
+
+    #[test]
+    fn keys_are_in_range_and_vary() {
+        let mut keys = std::collections::HashSet::new();
+        for sample in 0..200 {
+            let key = PasskeyCase::new(4096, 50, sample, 0).unwrap().passkey();
+            assert!((PASSKEY_MIN..PASSKEY_END).contains(&key));
+            keys.insert(key);
+        }
+        assert!(keys.len() > 190);
+    }
+
+    #[test]
+    fn bad_cases_are_named() {
+        assert!(matches!(
+            PasskeyCase::new(0, 50, 0, 0),
+            Err(BenchError::ZeroLength)
+        ));
+        assert!(matches!(
+            PasskeyCase::new(512, 101, 0, 0),
+            Err(BenchError::DepthOutOfRange(101))
+        ));
+        let err = generate_sample(
+            &PasskeyCase {
+                length: 60,
+                depth: 50,
+                sample: 0,
+                seed: 0,
+            },
+            &words,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BenchError::LengthTooShort {
+                    length: 60,
+                    minimum: 66
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("66"), "{err}");
+        // A struct built by hand is still checked.
+        let err = generate_sample(
+            &PasskeyCase {
+                length: 512,
+                depth: 200,
+                sample: 0,
+                seed: 0,
+            },
+            &words,
+        )
+        .unwrap_err();
+        assert!(matches!(err, BenchError::DepthOutOfRange(200)));
+    }
+
+    #[test]
+    fn degenerate_counters_terminate() {
+        let case = PasskeyCase::new(50, 50, 0, 0).unwrap();
+        let sample = generate_sample(&case, &|_: &str| 0).unwrap();
+        assert_eq!(sample.filler_count, 50);
+        let sample = generate_sample(&case, &|_: &str| 50).unwrap();
+        assert_eq!(sample.filler_count, 50);
+    }
+
+    #[test]
+    fn records_round_trip_as_flat_json() {
+        let record = PasskeyRecord {
+            key: PasskeyRunKey {
+                task: "passkey".into(),
+                generator_version: GENERATOR_VERSION,
+                model: "m.gguf".into(),
+                model_id: "bytes:10".into(),
+                policy: "full".into(),
+                policy_options: String::new(),
+                max_tokens: 8,
+                case: PasskeyCase::new(512, 50, 0, 0).unwrap(),
+            },
+            outcome: PasskeyOutcome {
+                passkey: 123,
+                output: " 123.".into(),
+                correct: true,
+                error: None,
+                prompt_tokens: 500,
+                generated_tokens: 3,
+                prefill_seconds: 0.5,
+                decode_tokens_per_second: 20.0,
+                peak_rss_mib: Some(300.0),
+            },
+        };
+        let line = serde_json::to_string(&record).unwrap();
+        assert!(
+            line.contains("\"length\":512")
+                && line.contains("\"depth\":50")
+                && line.contains("\"correct\":true"),
+            "{line}"
+        );
+        let back: PasskeyRecord = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, record);
+    }
+}
