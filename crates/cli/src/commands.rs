@@ -21,7 +21,10 @@ pub fn setup_threads(threads: Option<usize>) -> Result<()> {
         if t == 0 || t > 1024 {
             bail!("--threads must be between 1 and 1024, got {t}");
         }
-        rayon::ThreadPoolBuilder::new().num_threads(t).build_global().context("starting the thread pool")?;
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .context("starting the thread pool")?;
     }
     Ok(())
 }
@@ -31,8 +34,13 @@ pub fn resolve_model(spec: &str) -> Result<PathBuf> {
     if let Ok(entry) = catalog::find(spec) {
         let path = catalog::local_path(entry);
         if !path.exists() {
-            eprintln!("model '{}' is not in {} yet; fetching it (once)...", entry.name, catalog::models_dir().display());
-            return catalog::pull(entry, |line| eprintln!("  {line}")).with_context(|| format!("fetching model '{spec}'"));
+            eprintln!(
+                "model '{}' is not in {} yet; fetching it (once)...",
+                entry.name,
+                catalog::models_dir().display()
+            );
+            return catalog::pull(entry, |line| eprintln!("  {line}"))
+                .with_context(|| format!("fetching model '{spec}'"));
         }
         return Ok(path);
     }
@@ -40,7 +48,11 @@ pub fn resolve_model(spec: &str) -> Result<PathBuf> {
     if !path.exists() {
         bail!(
             "model '{spec}' is neither a catalogue name ({}) nor an existing file",
-            catalog::CATALOG.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
+            catalog::CATALOG
+                .iter()
+                .map(|m| m.name)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(path)
@@ -53,7 +65,10 @@ pub fn load_model(args: &ModelArgs) -> Result<Model> {
 }
 
 pub fn make_policy(model: &Model, args: &ModelArgs) -> Result<Box<dyn CachePolicy>> {
-    let facts = ModelFacts { n_layers: model.cfg.n_layers, context_length: model.cfg.context_length };
+    let facts = ModelFacts {
+        n_layers: model.cfg.n_layers,
+        context_length: model.cfg.context_length,
+    };
     Ok(build_policy(&args.policy, &args.policy_opt, facts)?)
 }
 
@@ -71,7 +86,11 @@ pub fn gen_params(g: &GenArgs) -> Result<GenerateParams> {
         seed: g.seed,
     };
     sampling.validate()?;
-    Ok(GenerateParams { max_tokens: g.max_tokens, stop: g.stop.clone(), sampling })
+    Ok(GenerateParams {
+        max_tokens: g.max_tokens,
+        stop: g.stop.clone(),
+        sampling,
+    })
 }
 
 /// Reads a UTF-8 text file, naming the file and byte offset of any invalid UTF-8.
@@ -80,12 +99,17 @@ pub fn read_text(path: &Path) -> Result<String> {
     match String::from_utf8(bytes) {
         Ok(s) if s.trim().is_empty() => bail!("{} is empty", path.display()),
         Ok(s) => Ok(s),
-        Err(e) => bail!("{} is not valid UTF-8 (first bad byte at offset {})", path.display(), e.utf8_error().valid_up_to()),
+        Err(e) => bail!(
+            "{} is not valid UTF-8 (first bad byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ),
     }
 }
 
 fn special_text(model: &Model, id: Option<u32>) -> String {
-    id.map(|t| model.tokenizer.decode(&[t], true)).unwrap_or_default()
+    id.map(|t| model.tokenizer.decode(&[t], true))
+        .unwrap_or_default()
 }
 
 /// Renders a chat with the model's template and tokenizes it (specials parsed, no extra BOS
@@ -100,7 +124,9 @@ pub fn chat_tokens(model: &Model, messages: &[ChatMessage]) -> Result<Vec<u32>> 
 
 fn stream_out(text: &str) -> bool {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes()).and_then(|_| out.flush()).is_ok()
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .is_ok()
 }
 
 fn prefill_bar(n: usize, what: &str) -> ProgressBar {
@@ -124,9 +150,13 @@ pub fn model_pull(name: &str) -> Result<()> {
 }
 
 pub fn model_list() -> Result<()> {
-    println!("{:<22} {:<8} {}", "NAME", "PRESENT", "DESCRIPTION");
+    println!("{:<22} {:<8} DESCRIPTION", "NAME", "PRESENT");
     for m in catalog::CATALOG {
-        let present = if catalog::local_path(m).exists() { "yes" } else { "no" };
+        let present = if catalog::local_path(m).exists() {
+            "yes"
+        } else {
+            "no"
+        };
         println!("{:<22} {:<8} {}", m.name, present, m.summary);
     }
     println!("\nmodels directory: {}", catalog::models_dir().display());
@@ -135,7 +165,9 @@ pub fn model_list() -> Result<()> {
 
 pub fn model_info(spec: &str) -> Result<()> {
     let path = resolve_model(spec)?;
-    let file = std::sync::Arc::new(GgufFile::open(&path).with_context(|| format!("reading {}", path.display()))?);
+    let file = std::sync::Arc::new(
+        GgufFile::open(&path).with_context(|| format!("reading {}", path.display()))?,
+    );
     let mut types: std::collections::BTreeMap<&str, usize> = Default::default();
     for t in file.tensors() {
         *types.entry(t.ty.name()).or_default() += 1;
@@ -150,13 +182,24 @@ pub fn model_info(spec: &str) -> Result<()> {
     println!("context length  {}", c.context_length);
     println!("layers          {}", c.n_layers);
     println!("embedding       {}", c.n_embd);
-    println!("heads           {} query / {} key-value, head dim {}", c.n_heads, c.n_kv_heads, c.head_dim);
+    println!(
+        "heads           {} query / {} key-value, head dim {}",
+        c.n_heads, c.n_kv_heads, c.head_dim
+    );
     println!("feed-forward    {}", c.n_ff);
     if c.layer_window.iter().any(Option::is_some) {
         let local = c.layer_window.iter().filter(|w| w.is_some()).count();
-        println!("sliding window  {:?} on {local} of {} layers", c.layer_window.iter().flatten().next(), c.n_layers);
+        println!(
+            "sliding window  {:?} on {local} of {} layers",
+            c.layer_window.iter().flatten().next(),
+            c.n_layers
+        );
     }
-    println!("rope            base {} (neox: {})", c.rope[c.n_layers - 1].base, c.rope[0].neox);
+    println!(
+        "rope            base {} (neox: {})",
+        c.rope[c.n_layers - 1].base,
+        c.rope[0].neox
+    );
     let types: Vec<String> = types.iter().map(|(t, n)| format!("{t}×{n}")).collect();
     println!("tensor types    {}", types.join(", "));
     println!(
@@ -184,7 +227,11 @@ pub fn policies() -> Result<()> {
     Ok(())
 }
 
-fn run_generation(session: &mut Session, prompt: &[u32], params: &GenerateParams) -> Result<String> {
+fn run_generation(
+    session: &mut Session,
+    prompt: &[u32],
+    params: &GenerateParams,
+) -> Result<String> {
     let bar = prefill_bar(prompt.len(), "reading");
     session.feed(prompt, |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
@@ -217,7 +264,11 @@ pub fn chat(args: &ModelArgs, g: &GenArgs, system: Option<&str>) -> Result<()> {
         messages.push(ChatMessage::new("system", s));
     }
     let mut session = Session::new(&model, make_policy(&model, args)?);
-    eprintln!("chatting with {} (policy {}); empty line or Ctrl-D to quit", args.model, session.policy_name());
+    eprintln!(
+        "chatting with {} (policy {}); empty line or Ctrl-D to quit",
+        args.model,
+        session.policy_name()
+    );
     let stdin = std::io::stdin();
     loop {
         eprint!("> ");
@@ -246,7 +297,9 @@ pub fn ask(args: &ModelArgs, g: &GenArgs, file: &Path, question: &str) -> Result
     let document = read_text(file)?;
     let params = gen_params(g)?;
     let model = load_model(args)?;
-    let content = format!("{document}\n\nAnswer the question about the document above.\nQuestion: {question}");
+    let content = format!(
+        "{document}\n\nAnswer the question about the document above.\nQuestion: {question}"
+    );
     let tokens = chat_tokens(&model, &[ChatMessage::new("user", &content)])?;
     let limit = model.cfg.context_length;
     if tokens.len() + params.max_tokens > limit && args.policy == "full" {
@@ -271,18 +324,31 @@ pub fn perplexity(args: &ModelArgs, file: &Path, ctx: usize) -> Result<()> {
         bail!("perplexity supports only --policy full until long-context policies land");
     }
     if ctx > model.cfg.context_length {
-        bail!("--ctx {ctx} exceeds the model's trained context {}", model.cfg.context_length);
+        bail!(
+            "--ctx {ctx} exceeds the model's trained context {}",
+            model.cfg.context_length
+        );
     }
     let tokens = model.tokenizer.encode(&text, true, false);
-    eprintln!("{} tokens, {} chunks of {ctx}", tokens.len(), tokens.len() / ctx);
+    eprintln!(
+        "{} tokens, {} chunks of {ctx}",
+        tokens.len(),
+        tokens.len() / ctx
+    );
     let bar = ProgressBar::new((tokens.len() / ctx) as u64);
-    bar.set_style(ProgressStyle::with_template("[{bar:30}] {pos}/{len} chunks {msg} (eta {eta})").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_style(
+        ProgressStyle::with_template("[{bar:30}] {pos}/{len} chunks {msg} (eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let result = compute_ppl(&model, &tokens, ctx, &full_policy(ctx), |e| {
         bar.set_position(e.chunks_done as u64);
         bar.set_message(format!("PPL {:.4}", e.ppl));
         bar.suspend(|| eprintln!("[{}] {:.4}", e.chunks_done, e.ppl));
     })?;
     bar.finish_and_clear();
-    println!("Final estimate: PPL = {:.4} +/- {:.5}  ({} tokens scored, {} chunks, ctx {ctx})", result.ppl, result.error, result.count, result.chunks_total);
+    println!(
+        "Final estimate: PPL = {:.4} +/- {:.5}  ({} tokens scored, {} chunks, ctx {ctx})",
+        result.ppl, result.error, result.count, result.chunks_total
+    );
     Ok(())
 }

@@ -7,7 +7,11 @@ mod speed;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "longctx", version, about = "Read, remember and write far past a language model's context window, on a CPU")]
+#[command(
+    name = "longctx",
+    version,
+    about = "Read, remember and write far past a language model's context window, on a CPU"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -112,7 +116,12 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
         /// Prompt lengths to time.
-        #[arg(short = 'p', long = "prompt", value_delimiter = ',', default_value = "512,2048")]
+        #[arg(
+            short = 'p',
+            long = "prompt",
+            value_delimiter = ',',
+            default_value = "512,2048"
+        )]
         prompt: Vec<usize>,
         /// Tokens to generate in the decode test.
         #[arg(short = 'g', long = "gen", default_value_t = 128)]
@@ -148,11 +157,27 @@ fn main() {
         Command::Model(ModelCommand::List) => commands::model_list(),
         Command::Model(ModelCommand::Info { model }) => commands::model_info(&model),
         Command::Policies => commands::policies(),
-        Command::Generate { model, gen, chat, prompt } => commands::generate(&model, &gen, chat, &prompt),
+        Command::Generate {
+            model,
+            gen,
+            chat,
+            prompt,
+        } => commands::generate(&model, &gen, chat, &prompt),
         Command::Chat { model, gen, system } => commands::chat(&model, &gen, system.as_deref()),
-        Command::Ask { model, gen, file, question } => commands::ask(&model, &gen, &file, &question),
+        Command::Ask {
+            model,
+            gen,
+            file,
+            question,
+        } => commands::ask(&model, &gen, &file, &question),
         Command::Perplexity { model, file, ctx } => commands::perplexity(&model, &file, ctx),
-        Command::BenchSpeed { model, prompt, gen, depth, reps } => speed::bench_speed(&model, &prompt, gen, depth, reps),
+        Command::BenchSpeed {
+            model,
+            prompt,
+            gen,
+            depth,
+            reps,
+        } => speed::bench_speed(&model, &prompt, gen, depth, reps),
         Command::Passkey(args) => passkey::run(&args),
     };
     if let Err(e) = result {

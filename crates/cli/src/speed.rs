@@ -20,7 +20,11 @@ pub fn peak_rss_mib() -> Option<f64> {
 fn mean_std(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
     let mean = xs.iter().sum::<f64>() / n;
-    let var = if xs.len() > 1 { xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    let var = if xs.len() > 1 {
+        xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
     (mean, var.sqrt())
 }
 
@@ -37,22 +41,35 @@ fn bench_tokens(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
         .collect()
 }
 
-pub fn bench_speed(args: &ModelArgs, prompts: &[usize], n_gen: usize, depth: usize, reps: usize) -> Result<()> {
+pub fn bench_speed(
+    args: &ModelArgs,
+    prompts: &[usize],
+    n_gen: usize,
+    depth: usize,
+    reps: usize,
+) -> Result<()> {
     if reps == 0 || reps > 100 {
         bail!("--reps must be between 1 and 100");
     }
-    if prompts.iter().any(|&p| p == 0) {
+    if prompts.contains(&0) {
         bail!("prompt lengths must be positive");
     }
     let model = load_model(args)?;
     let vocab = model.vocab_size();
     let threads = rayon::current_num_threads();
-    let model_name = std::path::Path::new(&args.model).file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let model_name = std::path::Path::new(&args.model)
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
     println!("| model | arch | policy | threads | test | t/s |");
     println!("| --- | --- | --- | ---: | ---: | ---: |");
     let row = |test: String, rates: &[f64]| {
         let (m, s) = mean_std(rates);
-        println!("| {model_name} | {} | {} | {threads} | {test} | {m:.2} ± {s:.2} |", model.cfg.arch.name(), args.policy);
+        println!(
+            "| {model_name} | {} | {} | {threads} | {test} | {m:.2} ± {s:.2} |",
+            model.cfg.arch.name(),
+            args.policy
+        );
     };
     for &p in prompts {
         let tokens = bench_tokens(p, vocab, p as u64);
@@ -85,7 +102,11 @@ pub fn bench_speed(args: &ModelArgs, prompts: &[usize], n_gen: usize, depth: usi
                 rates.push(n_gen as f64 / dt);
             }
         }
-        let test = if depth > 0 { format!("tg{n_gen} @ d{depth}") } else { format!("tg{n_gen}") };
+        let test = if depth > 0 {
+            format!("tg{n_gen} @ d{depth}")
+        } else {
+            format!("tg{n_gen}")
+        };
         row(test, &rates);
     }
     if let Some(rss) = peak_rss_mib() {

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn longctx(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_longctx")).args(args).output().expect("binary runs")
+    Command::new(env!("CARGO_BIN_EXE_longctx"))
+        .args(args)
+        .output()
+        .expect("binary runs")
 }
 
 fn stderr(o: &Output) -> String {
@@ -20,8 +23,15 @@ fn stdout(o: &Output) -> String {
 fn fails_with(args: &[&str], needle: &str) {
     let o = longctx(args);
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{args:?} should fail cleanly; stderr: {err}");
-    assert!(err.contains("error:") && err.contains(needle), "{args:?}: expected {needle:?} in: {err}");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{args:?} should fail cleanly; stderr: {err}"
+    );
+    assert!(
+        err.contains("error:") && err.contains(needle),
+        "{args:?}: expected {needle:?} in: {err}"
+    );
     assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
 }
 
@@ -34,7 +44,8 @@ fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 fn essay() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/paul-graham-essays/niah/apple.txt")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/paul-graham-essays/niah/apple.txt")
 }
 
 #[test]
@@ -47,7 +58,14 @@ fn generate_streams_the_greedy_continuation() {
 #[test]
 fn ask_answers_from_the_document() {
     let file = essay();
-    let o = longctx(&["ask", "-n", "24", "--file", file.to_str().expect("utf-8 path"), "Which company is the essay about?"]);
+    let o = longctx(&[
+        "ask",
+        "-n",
+        "24",
+        "--file",
+        file.to_str().expect("utf-8 path"),
+        "Which company is the essay about?",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("tokens, policy full"), "{}", stderr(&o));
     assert!(stdout(&o).contains("Apple"), "answer: {}", stdout(&o));
@@ -56,39 +74,101 @@ fn ask_answers_from_the_document() {
 #[test]
 fn bad_documents_and_prompts_are_named() {
     let bad = temp_file("bad.txt", b"hello \xff\xfe world");
-    fails_with(&["ask", "--file", bad.to_str().expect("path"), "q?"], "not valid UTF-8 (first bad byte at offset 6)");
+    fails_with(
+        &["ask", "--file", bad.to_str().expect("path"), "q?"],
+        "not valid UTF-8 (first bad byte at offset 6)",
+    );
     let empty = temp_file("empty.txt", b"  \n");
-    fails_with(&["ask", "--file", empty.to_str().expect("path"), "q?"], "is empty");
-    fails_with(&["ask", "--file", "/nonexistent/doc.txt", "q?"], "reading /nonexistent/doc.txt");
+    fails_with(
+        &["ask", "--file", empty.to_str().expect("path"), "q?"],
+        "is empty",
+    );
+    fails_with(
+        &["ask", "--file", "/nonexistent/doc.txt", "q?"],
+        "reading /nonexistent/doc.txt",
+    );
     fails_with(&["generate", ""], "the prompt is empty");
     // A document far past SmolLM2's 8k-token window under full attention.
     let long = temp_file("long.txt", "The grass is green. ".repeat(9000).as_bytes());
-    fails_with(&["ask", "--file", long.to_str().expect("path"), "What color is the grass?"], "exceeds the model's trained context of 8192 tokens");
+    fails_with(
+        &[
+            "ask",
+            "--file",
+            long.to_str().expect("path"),
+            "What color is the grass?",
+        ],
+        "exceeds the model's trained context of 8192 tokens",
+    );
 }
 
 #[test]
 fn bad_options_are_named() {
-    fails_with(&["generate", "--policy", "magic", "x"], "unknown policy 'magic'");
-    fails_with(&["generate", "--policy-opt", "window=4", "x"], "unknown option 'window'");
-    fails_with(&["generate", "-t", "0", "x"], "--threads must be between 1 and 1024");
-    fails_with(&["generate", "--temperature=-1", "x"], "temperature must be a finite number");
-    fails_with(&["generate", "--top-p", "0", "x"], "top-p must be in (0, 1]");
-    fails_with(&["generate", "-n", "0", "x"], "--max-tokens must be at least 1");
-    fails_with(&["perplexity", "--file", essay().to_str().expect("path"), "--ctx", "3"], "context must be at least 4 tokens");
-    fails_with(&["perplexity", "--file", essay().to_str().expect("path"), "--ctx", "100000"], "exceeds the model's trained context");
+    fails_with(
+        &["generate", "--policy", "magic", "x"],
+        "unknown policy 'magic'",
+    );
+    fails_with(
+        &["generate", "--policy-opt", "window=4", "x"],
+        "unknown option 'window'",
+    );
+    fails_with(
+        &["generate", "-t", "0", "x"],
+        "--threads must be between 1 and 1024",
+    );
+    fails_with(
+        &["generate", "--temperature=-1", "x"],
+        "temperature must be a finite number",
+    );
+    fails_with(
+        &["generate", "--top-p", "0", "x"],
+        "top-p must be in (0, 1]",
+    );
+    fails_with(
+        &["generate", "-n", "0", "x"],
+        "--max-tokens must be at least 1",
+    );
+    fails_with(
+        &[
+            "perplexity",
+            "--file",
+            essay().to_str().expect("path"),
+            "--ctx",
+            "3",
+        ],
+        "context must be at least 4 tokens",
+    );
+    fails_with(
+        &[
+            "perplexity",
+            "--file",
+            essay().to_str().expect("path"),
+            "--ctx",
+            "100000",
+        ],
+        "exceeds the model's trained context",
+    );
     fails_with(&["model", "pull", "gpt-5"], "unknown model 'gpt-5'");
-    fails_with(&["generate", "-m", "/no/such/model.gguf", "x"], "neither a catalogue name");
+    fails_with(
+        &["generate", "-m", "/no/such/model.gguf", "x"],
+        "neither a catalogue name",
+    );
 }
 
 #[test]
 fn corrupt_model_files_are_named() {
     let not_gguf = temp_file("not.gguf", b"PK\x03\x04 definitely a zip");
-    fails_with(&["model", "info", not_gguf.to_str().expect("path")], "magic");
+    fails_with(
+        &["model", "info", not_gguf.to_str().expect("path")],
+        "magic",
+    );
     let mut truncated = b"GGUF".to_vec();
     truncated.extend_from_slice(&3u32.to_le_bytes());
     truncated.extend_from_slice(&5u64.to_le_bytes());
     let truncated = temp_file("truncated.gguf", &truncated);
-    fails_with(&["generate", "-m", truncated.to_str().expect("path"), "x"], "truncated");
+    fails_with(
+        &["generate", "-m", truncated.to_str().expect("path"), "x"],
+        "truncated",
+    );
 }
 
 #[test]
@@ -96,12 +176,26 @@ fn model_info_and_policies_describe_what_is_there() {
     let o = longctx(&["model", "info"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    for want in ["architecture    llama", "context length  8192", "layers          30", "Q4_1", "tokenizer       gpt2", "<|im_start|>"] {
+    for want in [
+        "architecture    llama",
+        "context length  8192",
+        "layers          30",
+        "Q4_1",
+        "tokenizer       gpt2",
+        "<|im_start|>",
+    ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
     let o = longctx(&["policies"]);
     let out = stdout(&o);
-    for want in ["full", "streaming", "lm-infinite", "max_context", "budget", "n_local"] {
+    for want in [
+        "full",
+        "streaming",
+        "lm-infinite",
+        "max_context",
+        "budget",
+        "n_local",
+    ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
 }

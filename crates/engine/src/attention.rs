@@ -79,7 +79,11 @@ pub struct Span {
 impl Span {
     /// The common case: a contiguous run at true positions.
     pub fn original(slots: Range<usize>, mask: SpanMask) -> Span {
-        Span { slots: Slots::Range(slots), pos: KeyPos::Original, mask }
+        Span {
+            slots: Slots::Range(slots),
+            pos: KeyPos::Original,
+            mask,
+        }
     }
 }
 
@@ -112,9 +116,17 @@ pub struct AttnShape {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AttnError {
     #[error("span {span} refers to slot {slot}, but the store holds {len}")]
-    SlotOutOfRange { span: usize, slot: usize, len: usize },
+    SlotOutOfRange {
+        span: usize,
+        slot: usize,
+        len: usize,
+    },
     #[error("span {span} has {got} virtual positions for {want} keys")]
-    VirtualLength { span: usize, got: usize, want: usize },
+    VirtualLength {
+        span: usize,
+        got: usize,
+        want: usize,
+    },
 }
 
 /// Everything attention reads for one layer and chunk.
@@ -162,6 +174,13 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    /// Going through a method makes closures capture the whole (Send) wrapper.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// A span ready for the kernel: contiguous keys/values per KV head and the query to use.
 struct ReadySpan<'a> {
     k: Vec<&'a [f32]>,
@@ -172,12 +191,20 @@ struct ReadySpan<'a> {
     len: usize,
 }
 
-fn rotate_rows(rope: &RopeParams, rows: &mut [f32], head_dim: usize, pos: f64, cos: &mut Vec<f32>, sin: &mut Vec<f32>) {
+fn rotate_rows(
+    rope: &RopeParams,
+    rows: &mut [f32],
+    head_dim: usize,
+    pos: f64,
+    cos: &mut Vec<f32>,
+    sin: &mut Vec<f32>,
+) {
     let half = rope.n_rot / 2;
     cos.resize(half, 0.0);
     sin.resize(half, 0.0);
     ops::rope_cos_sin(rope, pos, cos, sin);
-    rows.chunks_exact_mut(head_dim).for_each(|h| ops::rope_apply(rope, h, cos, sin));
+    rows.chunks_exact_mut(head_dim)
+        .for_each(|h| ops::rope_apply(rope, h, cos, sin));
 }
 
 /// Computes attention for the chunk's query rows into `out` (`n × (n_heads·head_dim)`), one
@@ -194,37 +221,59 @@ pub fn attend(
     let d = shape.head_dim;
     let qd = shape.n_heads * d;
     let store_len = inp.k_pos.len();
-    let has_pre = inp.kv.k_pre.first().is_some_and(|k| k.len() == store_len * d);
+    let has_pre = inp
+        .kv
+        .k_pre
+        .first()
+        .is_some_and(|k| k.len() == store_len * d);
     // Materialise every span that is not a plain stored range.
     if scratch.spans.len() < plan.spans.len() {
-        scratch.spans.resize_with(plan.spans.len(), MaterialSpan::default);
+        scratch
+            .spans
+            .resize_with(plan.spans.len(), MaterialSpan::default);
     }
     for (si, span) in plan.spans.iter().enumerate() {
         let len = span.slots.len();
         if let Slots::Range(r) = &span.slots {
             if r.end > store_len {
-                return Err(AttnError::SlotOutOfRange { span: si, slot: r.end - 1, len: store_len });
+                return Err(AttnError::SlotOutOfRange {
+                    span: si,
+                    slot: r.end - 1,
+                    len: store_len,
+                });
             }
         }
         if let Slots::Indices(ix) = &span.slots {
             if let Some(&bad) = ix.iter().find(|&&i| i as usize >= store_len) {
-                return Err(AttnError::SlotOutOfRange { span: si, slot: bad as usize, len: store_len });
+                return Err(AttnError::SlotOutOfRange {
+                    span: si,
+                    slot: bad as usize,
+                    len: store_len,
+                });
             }
         }
-        let direct = matches!((&span.slots, &span.pos), (Slots::Range(_), KeyPos::Original));
+        let direct = matches!(
+            (&span.slots, &span.pos),
+            (Slots::Range(_), KeyPos::Original)
+        );
         if direct {
             continue;
         }
         if let KeyPos::Virtual(v) = &span.pos {
             if v.len() != len {
-                return Err(AttnError::VirtualLength { span: si, got: v.len(), want: len });
+                return Err(AttnError::VirtualLength {
+                    span: si,
+                    got: v.len(),
+                    want: len,
+                });
             }
         }
         let m = &mut scratch.spans[si];
         m.k.resize_with(shape.n_kv_heads, Vec::new);
         m.v.resize_with(shape.n_kv_heads, Vec::new);
         m.pos.clear();
-        m.pos.extend((0..len).map(|j| inp.k_pos[span.slots.slot(j)]));
+        m.pos
+            .extend((0..len).map(|j| inp.k_pos[span.slots.slot(j)]));
         // Pre-RoPE keys when the store keeps them; otherwise the stored (rotated) keys,
         // rotated on by the difference. Either way nothing is rotated in place, so no drift.
         let from_pre = has_pre && !matches!(span.pos, KeyPos::Original);
@@ -232,7 +281,11 @@ pub fn attend(
             let (mk, mv) = (&mut m.k[h], &mut m.v[h]);
             mk.clear();
             mv.clear();
-            let src_k = if from_pre { &inp.kv.k_pre[h] } else { &inp.kv.k[h] };
+            let src_k = if from_pre {
+                &inp.kv.k_pre[h]
+            } else {
+                &inp.kv.k[h]
+            };
             for j in 0..len {
                 let s = span.slots.slot(j);
                 mk.extend_from_slice(&src_k[s * d..(s + 1) * d]);
@@ -259,7 +312,14 @@ pub fn attend(
         if let KeyPos::FixedDistance(dist) = span.pos {
             if scratch.fixed_q.iter().all(|(dd, _)| *dd != dist) {
                 let mut q = inp.q_pre.to_vec();
-                rotate_rows(&inp.rope, &mut q, d, dist as f64, &mut scratch.cos, &mut scratch.sin);
+                rotate_rows(
+                    &inp.rope,
+                    &mut q,
+                    d,
+                    dist as f64,
+                    &mut scratch.cos,
+                    &mut scratch.sin,
+                );
                 scratch.fixed_q.push((dist, q));
             }
         }
@@ -271,13 +331,27 @@ pub fn attend(
         .map(|(si, span)| {
             let len = span.slots.len();
             let q: &[f32] = match span.pos {
-                KeyPos::FixedDistance(dist) => scratch.fixed_q.iter().find(|(dd, _)| *dd == dist).map_or(inp.q, |(_, q)| q),
+                KeyPos::FixedDistance(dist) => scratch
+                    .fixed_q
+                    .iter()
+                    .find(|(dd, _)| *dd == dist)
+                    .map_or(inp.q, |(_, q)| q),
                 _ => inp.q,
             };
             match (&span.slots, &span.pos) {
                 (Slots::Range(r), KeyPos::Original) => ReadySpan {
-                    k: inp.kv.k.iter().map(|k| &k[r.start * d..r.end * d]).collect(),
-                    v: inp.kv.v.iter().map(|v| &v[r.start * d..r.end * d]).collect(),
+                    k: inp
+                        .kv
+                        .k
+                        .iter()
+                        .map(|k| &k[r.start * d..r.end * d])
+                        .collect(),
+                    v: inp
+                        .kv
+                        .v
+                        .iter()
+                        .map(|v| &v[r.start * d..r.end * d])
+                        .collect(),
                     pos: &inp.k_pos[r.clone()],
                     q,
                     mask: span.mask,
@@ -285,7 +359,14 @@ pub fn attend(
                 },
                 _ => {
                     let m = &scratch.spans[si];
-                    ReadySpan { k: m.k.iter().map(Vec::as_slice).collect(), v: m.v.iter().map(Vec::as_slice).collect(), pos: &m.pos, q, mask: span.mask, len }
+                    ReadySpan {
+                        k: m.k.iter().map(Vec::as_slice).collect(),
+                        v: m.v.iter().map(Vec::as_slice).collect(),
+                        pos: &m.pos,
+                        q,
+                        mask: span.mask,
+                        len,
+                    }
                 }
             }
         })
@@ -311,12 +392,26 @@ pub fn attend(
                     scores.resize(need, 0.0);
                 }
                 let scores = &mut scores[..need];
-                let out_ptr = out_ptr;
-                head_block(shape, &ready, inp.q_pos, rows.clone(), head, kvh, scores, n_keys, |row| {
-                    // SAFETY: `out` outlives the parallel loop; each (row, head) pair is
-                    // written by exactly one task and lies inside `out` (row < n, head < n_heads).
-                    unsafe { std::slice::from_raw_parts_mut(out_ptr.0.add(row * qd + head * d), d) }
-                });
+                head_block(
+                    shape,
+                    &ready,
+                    inp.q_pos,
+                    rows.clone(),
+                    head,
+                    kvh,
+                    scores,
+                    n_keys,
+                    |row| {
+                        // SAFETY: `out` outlives the parallel loop; each (row, head) pair is
+                        // written by exactly one task and lies inside `out` (row < n, head < n_heads).
+                        unsafe {
+                            std::slice::from_raw_parts_mut(
+                                out_ptr.get().add(row * qd + head * d),
+                                d,
+                            )
+                        }
+                    },
+                );
                 let mut sums = Vec::with_capacity(plan.observe.len());
                 for &si in &plan.observe {
                     let col: usize = ready[..si.min(ready.len())].iter().map(|s| s.len).sum();
@@ -536,11 +631,23 @@ mod tests {
 
     const D: usize = 8;
     const N_KEYS: usize = 150;
-    const ROPE: RopeParams = RopeParams { base: 10000.0, freq_scale: 1.0, n_rot: D, neox: false };
-    const SHAPE: AttnShape = AttnShape { n_heads: 4, n_kv_heads: 2, head_dim: D, scale: 0.35 };
+    const ROPE: RopeParams = RopeParams {
+        base: 10000.0,
+        freq_scale: 1.0,
+        n_rot: D,
+        neox: false,
+    };
+    const SHAPE: AttnShape = AttnShape {
+        n_heads: 4,
+        n_kv_heads: 2,
+        head_dim: D,
+        scale: 0.35,
+    };
 
     fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
 
@@ -563,18 +670,43 @@ mod tests {
     /// the last positions.
     fn fixture(n: usize, seed: u64) -> Fixture {
         let mut seed = seed;
-        let k_pre: Vec<Vec<f32>> = (0..2).map(|_| (0..N_KEYS * D).map(|_| lcg(&mut seed)).collect()).collect();
-        let k = k_pre.iter().map(|kh| kh.chunks(D).enumerate().flat_map(|(j, r)| rotated(r, j as f64)).collect()).collect();
-        let v = (0..2).map(|_| (0..N_KEYS * D).map(|_| lcg(&mut seed)).collect()).collect();
+        let k_pre: Vec<Vec<f32>> = (0..2)
+            .map(|_| (0..N_KEYS * D).map(|_| lcg(&mut seed)).collect())
+            .collect();
+        let k = k_pre
+            .iter()
+            .map(|kh| {
+                kh.chunks(D)
+                    .enumerate()
+                    .flat_map(|(j, r)| rotated(r, j as f64))
+                    .collect()
+            })
+            .collect();
+        let v = (0..2)
+            .map(|_| (0..N_KEYS * D).map(|_| lcg(&mut seed)).collect())
+            .collect();
         let q_pos: Vec<i64> = (N_KEYS as i64 - n as i64..N_KEYS as i64).collect();
         let q_pre: Vec<f32> = (0..n * 4 * D).map(|_| lcg(&mut seed)).collect();
-        let q = q_pre.chunks(4 * D).zip(&q_pos).flat_map(|(row, &p)| rotated(row, p as f64)).collect();
-        Fixture { kv: LayerKv { k, k_pre, v }, k_pos: (0..N_KEYS as i64).collect(), q_pre, q, q_pos }
+        let q = q_pre
+            .chunks(4 * D)
+            .zip(&q_pos)
+            .flat_map(|(row, &p)| rotated(row, p as f64))
+            .collect();
+        Fixture {
+            kv: LayerKv { k, k_pre, v },
+            k_pos: (0..N_KEYS as i64).collect(),
+            q_pre,
+            q,
+            q_pos,
+        }
     }
 
     /// Naive joint softmax over `(logit, value)` entries per (row, head); returns outputs and
     /// the probabilities (for column sums).
-    fn reference(f: &Fixture, entries: impl Fn(usize, usize) -> Vec<(f64, Vec<f32>)>) -> (Vec<f32>, Vec<Vec<Vec<f64>>>) {
+    fn reference(
+        f: &Fixture,
+        entries: impl Fn(usize, usize) -> Vec<(f64, Vec<f32>)>,
+    ) -> (Vec<f32>, Vec<Vec<Vec<f64>>>) {
         let n = f.q_pos.len();
         let mut out = vec![0.0; n * 4 * D];
         let mut probs = vec![vec![Vec::new(); 4]; n];
@@ -585,7 +717,11 @@ mod tests {
                 let z: f64 = e.iter().map(|x| (x.0 - m).exp()).sum();
                 let p: Vec<f64> = e.iter().map(|x| (x.0 - m).exp() / z).collect();
                 for i in 0..D {
-                    out[r * 4 * D + h * D + i] = e.iter().zip(&p).map(|(x, w)| w * x.1[i] as f64).sum::<f64>() as f32;
+                    out[r * 4 * D + h * D + i] = e
+                        .iter()
+                        .zip(&p)
+                        .map(|(x, w)| w * x.1[i] as f64)
+                        .sum::<f64>() as f32;
                 }
                 probs[r][h] = p;
             }
@@ -598,10 +734,25 @@ mod tests {
     }
 
     fn run(f: &Fixture, plan: &AttnPlan) -> (Vec<f32>, LayerObs) {
-        let input = AttnInput { shape: SHAPE, rope: ROPE, q: &f.q, q_pre: &f.q_pre, q_pos: &f.q_pos, kv: &f.kv, k_pos: &f.k_pos };
+        let input = AttnInput {
+            shape: SHAPE,
+            rope: ROPE,
+            q: &f.q,
+            q_pre: &f.q_pre,
+            q_pos: &f.q_pos,
+            kv: &f.kv,
+            k_pos: &f.k_pos,
+        };
         let mut out = vec![0.0; f.q.len()];
         let mut obs = LayerObs::default();
-        attend(&input, plan, &mut AttnScratch::default(), &mut out, &mut obs).expect("valid plan");
+        attend(
+            &input,
+            plan,
+            &mut AttnScratch::default(),
+            &mut out,
+            &mut obs,
+        )
+        .expect("valid plan");
         (out, obs)
     }
 
@@ -612,12 +763,23 @@ mod tests {
     }
 
     /// Entries of an Original span: stored keys at true positions, filtered by `visible`.
-    fn original(f: &Fixture, r: usize, h: usize, slots: impl Iterator<Item = usize>, visible: impl Fn(i64, i64) -> bool) -> Vec<(f64, Vec<f32>)> {
+    fn original(
+        f: &Fixture,
+        r: usize,
+        h: usize,
+        slots: impl Iterator<Item = usize>,
+        visible: impl Fn(i64, i64) -> bool,
+    ) -> Vec<(f64, Vec<f32>)> {
         let kvh = h / 2;
         let q = &f.q[r * 4 * D + h * D..][..D];
         slots
             .filter(|&j| visible(f.q_pos[r], f.k_pos[j]))
-            .map(|j| (dot64(q, &f.kv.k[kvh][j * D..(j + 1) * D]) * SHAPE.scale as f64, f.kv.v[kvh][j * D..(j + 1) * D].to_vec()))
+            .map(|j| {
+                (
+                    dot64(q, &f.kv.k[kvh][j * D..(j + 1) * D]) * SHAPE.scale as f64,
+                    f.kv.v[kvh][j * D..(j + 1) * D].to_vec(),
+                )
+            })
             .collect()
     }
 
@@ -625,17 +787,31 @@ mod tests {
     fn split_causal_spans_and_windows_match_naive_reference() {
         for n in [1usize, 3, 70] {
             let f = fixture(n, 7);
-            let plan = AttnPlan { spans: vec![Span::original(0..40, SpanMask::Causal), Span::original(40..N_KEYS, SpanMask::Causal)], observe: vec![] };
+            let plan = AttnPlan {
+                spans: vec![
+                    Span::original(0..40, SpanMask::Causal),
+                    Span::original(40..N_KEYS, SpanMask::Causal),
+                ],
+                observe: vec![],
+            };
             let (want, _) = reference(&f, |r, h| original(&f, r, h, 0..N_KEYS, |qp, kp| kp <= qp));
             assert_close(&run(&f, &plan).0, &want);
 
-            let plan = AttnPlan { spans: vec![Span::original(0..N_KEYS, SpanMask::Window(16))], observe: vec![] };
-            let (want, _) = reference(&f, |r, h| original(&f, r, h, 0..N_KEYS, |qp, kp| kp <= qp && qp - kp < 16));
+            let plan = AttnPlan {
+                spans: vec![Span::original(0..N_KEYS, SpanMask::Window(16))],
+                observe: vec![],
+            };
+            let (want, _) = reference(&f, |r, h| {
+                original(&f, r, h, 0..N_KEYS, |qp, kp| kp <= qp && qp - kp < 16)
+            });
             assert_close(&run(&f, &plan).0, &want);
 
             // Window plus its complement over the same keys sees every key exactly once.
             let plan = AttnPlan {
-                spans: vec![Span::original(0..N_KEYS, SpanMask::OutsideWindow(16)), Span::original(0..N_KEYS, SpanMask::Window(16))],
+                spans: vec![
+                    Span::original(0..N_KEYS, SpanMask::OutsideWindow(16)),
+                    Span::original(0..N_KEYS, SpanMask::Window(16)),
+                ],
                 observe: vec![],
             };
             let (want, _) = reference(&f, |r, h| original(&f, r, h, 0..N_KEYS, |qp, kp| kp <= qp));
@@ -644,6 +820,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::needless_range_loop)]
     fn fixed_distance_and_virtual_positions_reposition_keys() {
         let n = 5;
         let f = fixture(n, 11);
@@ -656,7 +833,11 @@ mod tests {
         ] {
             let plan = AttnPlan {
                 spans: vec![
-                    Span { slots: Slots::Indices(idx.clone()), pos: pos.clone(), mask: SpanMask::All },
+                    Span {
+                        slots: Slots::Indices(idx.clone()),
+                        pos: pos.clone(),
+                        mask: SpanMask::All,
+                    },
                     Span::original(sinks..N_KEYS, SpanMask::Window(32)),
                 ],
                 observe: vec![0, 1],
@@ -668,14 +849,24 @@ mod tests {
                         let kpre = &f.kv.k_pre[kvh][j * D..(j + 1) * D];
                         let logit = match &key_at {
                             // ⟨R(q, D), k⟩: the query rotated by the distance, keys un-rotated.
-                            None => dot64(&rotated(&f.q_pre[r * 4 * D + h * D..][..D], dist as f64), kpre),
+                            None => dot64(
+                                &rotated(&f.q_pre[r * 4 * D + h * D..][..D], dist as f64),
+                                kpre,
+                            ),
                             // ⟨R(q, p), R(k, v_j)⟩.
-                            Some(v) => dot64(&f.q[r * 4 * D + h * D..][..D], &rotated(kpre, v[j] as f64)),
+                            Some(v) => {
+                                dot64(&f.q[r * 4 * D + h * D..][..D], &rotated(kpre, v[j] as f64))
+                            }
                         };
-                        (logit * SHAPE.scale as f64, f.kv.v[kvh][j * D..(j + 1) * D].to_vec())
+                        (
+                            logit * SHAPE.scale as f64,
+                            f.kv.v[kvh][j * D..(j + 1) * D].to_vec(),
+                        )
                     })
                     .collect();
-                e.extend(original(&f, r, h, sinks..N_KEYS, |qp, kp| kp <= qp && qp - kp < 32));
+                e.extend(original(&f, r, h, sinks..N_KEYS, |qp, kp| {
+                    kp <= qp && qp - kp < 32
+                }));
                 e
             });
             let (got, obs) = run(&f, &plan);
@@ -688,7 +879,15 @@ mod tests {
                     assert!((obs.col_sums[0][h * sinks + j] as f64 - w).abs() < 1e-4);
                 }
                 // The window span's sums cover masked keys as zeros; total mass is n rows.
-                let total: f32 = obs.col_sums.iter().map(|c| c[h * c.len() / 4..(h + 1) * c.len() / 4].iter().sum::<f32>()).sum();
+                let total: f32 = obs
+                    .col_sums
+                    .iter()
+                    .map(|c| {
+                        c[h * c.len() / 4..(h + 1) * c.len() / 4]
+                            .iter()
+                            .sum::<f32>()
+                    })
+                    .sum();
                 assert!((total - n as f32).abs() < 1e-3);
             }
         }
@@ -697,19 +896,83 @@ mod tests {
     #[test]
     fn plans_the_store_cannot_serve_are_errors() {
         let mut f = fixture(1, 3);
-        let bad = AttnPlan { spans: vec![Span::original(0..N_KEYS + 1, SpanMask::All)], observe: vec![] };
-        let input = AttnInput { shape: SHAPE, rope: ROPE, q: &f.q, q_pre: &f.q_pre, q_pos: &f.q_pos, kv: &f.kv, k_pos: &f.k_pos };
+        let bad = AttnPlan {
+            spans: vec![Span::original(0..N_KEYS + 1, SpanMask::All)],
+            observe: vec![],
+        };
+        let input = AttnInput {
+            shape: SHAPE,
+            rope: ROPE,
+            q: &f.q,
+            q_pre: &f.q_pre,
+            q_pos: &f.q_pos,
+            kv: &f.kv,
+            k_pos: &f.k_pos,
+        };
         let mut out = vec![0.0; f.q.len()];
-        let e = attend(&input, &bad, &mut AttnScratch::default(), &mut out, &mut LayerObs::default());
-        assert_eq!(e, Err(AttnError::SlotOutOfRange { span: 0, slot: N_KEYS, len: N_KEYS }));
+        let e = attend(
+            &input,
+            &bad,
+            &mut AttnScratch::default(),
+            &mut out,
+            &mut LayerObs::default(),
+        );
+        assert_eq!(
+            e,
+            Err(AttnError::SlotOutOfRange {
+                span: 0,
+                slot: N_KEYS,
+                len: N_KEYS
+            })
+        );
         let virt: Arc<[i64]> = vec![5i64; 3].into();
-        let short = AttnPlan { spans: vec![Span { slots: Slots::Range(0..4), pos: KeyPos::Virtual(virt), mask: SpanMask::All }], observe: vec![] };
-        let e = attend(&input, &short, &mut AttnScratch::default(), &mut out, &mut LayerObs::default());
-        assert_eq!(e, Err(AttnError::VirtualLength { span: 0, got: 3, want: 4 }));
+        let short = AttnPlan {
+            spans: vec![Span {
+                slots: Slots::Range(0..4),
+                pos: KeyPos::Virtual(virt),
+                mask: SpanMask::All,
+            }],
+            observe: vec![],
+        };
+        let e = attend(
+            &input,
+            &short,
+            &mut AttnScratch::default(),
+            &mut out,
+            &mut LayerObs::default(),
+        );
+        assert_eq!(
+            e,
+            Err(AttnError::VirtualLength {
+                span: 0,
+                got: 3,
+                want: 4
+            })
+        );
         let idx: Arc<[u32]> = [1u32, 999].into();
-        let bad = AttnPlan { spans: vec![Span { slots: Slots::Indices(idx), pos: KeyPos::Original, mask: SpanMask::All }], observe: vec![] };
-        let e = attend(&input, &bad, &mut AttnScratch::default(), &mut out, &mut LayerObs::default());
-        assert_eq!(e, Err(AttnError::SlotOutOfRange { span: 0, slot: 999, len: N_KEYS }));
+        let bad = AttnPlan {
+            spans: vec![Span {
+                slots: Slots::Indices(idx),
+                pos: KeyPos::Original,
+                mask: SpanMask::All,
+            }],
+            observe: vec![],
+        };
+        let e = attend(
+            &input,
+            &bad,
+            &mut AttnScratch::default(),
+            &mut out,
+            &mut LayerObs::default(),
+        );
+        assert_eq!(
+            e,
+            Err(AttnError::SlotOutOfRange {
+                span: 0,
+                slot: 999,
+                len: N_KEYS
+            })
+        );
         f.kv.k_pre.clear();
     }
 
@@ -721,7 +984,14 @@ mod tests {
         let virt: Arc<[i64]> = (0..10).map(|i| 130 + i).collect();
         for pos in [KeyPos::FixedDistance(64), KeyPos::Virtual(virt)] {
             let plan = AttnPlan {
-                spans: vec![Span { slots: Slots::Range(0..10), pos, mask: SpanMask::All }, Span::original(10..N_KEYS, SpanMask::Causal)],
+                spans: vec![
+                    Span {
+                        slots: Slots::Range(0..10),
+                        pos,
+                        mask: SpanMask::All,
+                    },
+                    Span::original(10..N_KEYS, SpanMask::Causal),
+                ],
                 observe: vec![],
             };
             assert_close(&run(&no_pre, &plan).0, &run(&f, &plan).0);

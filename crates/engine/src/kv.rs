@@ -30,7 +30,12 @@ pub struct KvStore {
 impl KvStore {
     /// An empty store; `keep_pre_rope` also keeps un-rotated keys for policies that
     /// reposition keys (`KeyPos::FixedDistance` / `Virtual`).
-    pub fn new(n_layers: usize, n_kv_heads: usize, head_dim: usize, keep_pre_rope: bool) -> KvStore {
+    pub fn new(
+        n_layers: usize,
+        n_kv_heads: usize,
+        head_dim: usize,
+        keep_pre_rope: bool,
+    ) -> KvStore {
         let layer = LayerKv {
             k: vec![Vec::new(); n_kv_heads],
             k_pre: vec![Vec::new(); if keep_pre_rope { n_kv_heads } else { 0 }],
@@ -89,7 +94,14 @@ impl KvStore {
 
     /// Appends `n` tokens' keys and values (rows of `n_kv_heads * head_dim`) to layer `il`;
     /// `k_pre_rows` are the same keys before RoPE (stored only if the store keeps them).
-    pub fn append(&mut self, il: usize, k_rows: &[f32], k_pre_rows: &[f32], v_rows: &[f32], n: usize) {
+    pub fn append(
+        &mut self,
+        il: usize,
+        k_rows: &[f32],
+        k_pre_rows: &[f32],
+        v_rows: &[f32],
+        n: usize,
+    ) {
         let d = self.head_dim;
         let kvd = self.n_kv_heads * d;
         let keep_pre = self.keep_pre_rope;
@@ -123,7 +135,12 @@ impl KvStore {
         let d = self.head_dim;
         self.positions.truncate(n);
         for layer in &mut self.layers {
-            for buf in layer.k.iter_mut().chain(&mut layer.k_pre).chain(&mut layer.v) {
+            for buf in layer
+                .k
+                .iter_mut()
+                .chain(&mut layer.k_pre)
+                .chain(&mut layer.v)
+            {
                 buf.truncate(n * d);
             }
         }
@@ -134,7 +151,12 @@ impl KvStore {
         let d = self.head_dim;
         self.positions.drain(range.clone());
         for layer in &mut self.layers {
-            for buf in layer.k.iter_mut().chain(&mut layer.k_pre).chain(&mut layer.v) {
+            for buf in layer
+                .k
+                .iter_mut()
+                .chain(&mut layer.k_pre)
+                .chain(&mut layer.v)
+            {
                 buf.drain(range.start * d..range.end * d);
             }
         }
@@ -154,7 +176,12 @@ impl KvStore {
             buf.truncate(keep.len() * d);
         };
         for layer in &mut self.layers {
-            layer.k.iter_mut().chain(&mut layer.k_pre).chain(&mut layer.v).for_each(compact);
+            layer
+                .k
+                .iter_mut()
+                .chain(&mut layer.k_pre)
+                .chain(&mut layer.v)
+                .for_each(compact);
         }
         for (dst, &src) in keep.iter().enumerate() {
             self.positions[dst] = self.positions[src];
@@ -165,13 +192,23 @@ impl KvStore {
     /// Bytes of key/value data held (what a policy's budget bounds).
     pub fn bytes(&self) -> usize {
         let planes = if self.keep_pre_rope { 3 } else { 2 };
-        self.len() * self.layers.len() * self.n_kv_heads * self.head_dim * planes * std::mem::size_of::<f32>()
+        self.len()
+            * self.layers.len()
+            * self.n_kv_heads
+            * self.head_dim
+            * planes
+            * std::mem::size_of::<f32>()
     }
 
     /// Releases spare capacity after large evictions.
     pub fn shrink_to_fit(&mut self) {
         for layer in &mut self.layers {
-            layer.k.iter_mut().chain(&mut layer.k_pre).chain(&mut layer.v).for_each(Vec::shrink_to_fit);
+            layer
+                .k
+                .iter_mut()
+                .chain(&mut layer.k_pre)
+                .chain(&mut layer.v)
+                .for_each(Vec::shrink_to_fit);
         }
         self.positions.shrink_to_fit();
     }

@@ -111,7 +111,12 @@ mod tests {
 
     #[test]
     fn rope_pairs_and_preserves_norm() {
-        let rope = RopeParams { base: 10000.0, freq_scale: 1.0, n_rot: 4, neox: false };
+        let rope = RopeParams {
+            base: 10000.0,
+            freq_scale: 1.0,
+            n_rot: 4,
+            neox: false,
+        };
         let mut cos = [0.0; 2];
         let mut sin = [0.0; 2];
         rope_cos_sin(&rope, 1.0, &mut cos, &mut sin);

@@ -22,19 +22,39 @@ pub struct PerplexityEstimate {
 #[derive(Debug, thiserror::Error)]
 pub enum PerplexityError {
     #[error("need at least {needed} tokens for a context of {n_ctx}, the text has {got}")]
-    TooShort { needed: usize, n_ctx: usize, got: usize },
+    TooShort {
+        needed: usize,
+        n_ctx: usize,
+        got: usize,
+    },
     #[error("context must be at least 4 tokens, got {0}")]
     BadContext(usize),
     #[error(transparent)]
     Model(#[from] ModelError),
 }
 
-fn estimate(nll: f64, nll2: f64, count: usize, chunks_done: usize, chunks_total: usize) -> PerplexityEstimate {
+fn estimate(
+    nll: f64,
+    nll2: f64,
+    count: usize,
+    chunks_done: usize,
+    chunks_total: usize,
+) -> PerplexityEstimate {
     let mean = nll / count as f64;
     let var = nll2 / count as f64 - mean * mean;
     let ppl = mean.exp();
-    let error = if var > 0.0 && count > 1 { (var / (count as f64 - 1.0)).sqrt() * ppl } else { 0.0 };
-    PerplexityEstimate { ppl, error, count, chunks_done, chunks_total }
+    let error = if var > 0.0 && count > 1 {
+        (var / (count as f64 - 1.0)).sqrt() * ppl
+    } else {
+        0.0
+    };
+    PerplexityEstimate {
+        ppl,
+        error,
+        count,
+        chunks_done,
+        chunks_total,
+    }
 }
 
 /// Computes perplexity over `tokens` (already tokenized with the model's BOS rule) with
@@ -50,11 +70,19 @@ pub fn perplexity(
         return Err(PerplexityError::BadContext(n_ctx));
     }
     if tokens.len() < 2 * n_ctx {
-        return Err(PerplexityError::TooShort { needed: 2 * n_ctx, n_ctx, got: tokens.len() });
+        return Err(PerplexityError::TooShort {
+            needed: 2 * n_ctx,
+            n_ctx,
+            got: tokens.len(),
+        });
     }
     let n_chunks = tokens.len() / n_ctx;
     let first = n_ctx / 2;
-    let bos = if model.tokenizer.add_bos() { model.tokenizer.bos() } else { None };
+    let bos = if model.tokenizer.add_bos() {
+        model.tokenizer.bos()
+    } else {
+        None
+    };
     let vocab = model.vocab_size();
     let mut ws = Workspace::default();
     let (mut nll, mut nll2, mut count) = (0.0f64, 0.0f64, 0usize);
@@ -74,8 +102,19 @@ pub fn perplexity(
         let mut logits = Vec::with_capacity((n_ctx - first) * vocab);
         while start < n_ctx {
             let end = (start + step).min(n_ctx);
-            let want = if end > first { LogitsWanted::From(first.saturating_sub(start)) } else { LogitsWanted::None };
-            model.forward(&chunk_tokens[start..end], start as i64, &mut kv, policy.as_mut(), want, &mut ws)?;
+            let want = if end > first {
+                LogitsWanted::From(first.saturating_sub(start))
+            } else {
+                LogitsWanted::None
+            };
+            model.forward(
+                &chunk_tokens[start..end],
+                start as i64,
+                &mut kv,
+                policy.as_mut(),
+                want,
+                &mut ws,
+            )?;
             if end > first {
                 logits.extend_from_slice(&ws.logits);
             }
@@ -94,10 +133,19 @@ pub fn perplexity(
         progress(&e);
         last = Some(e);
     }
-    last.ok_or(PerplexityError::TooShort { needed: 2 * n_ctx, n_ctx, got: tokens.len() })
+    last.ok_or(PerplexityError::TooShort {
+        needed: 2 * n_ctx,
+        n_ctx,
+        got: tokens.len(),
+    })
 }
 
 /// The default policy factory: full attention with the chunk as its context.
 pub fn full_policy(n_ctx: usize) -> impl Fn() -> Box<dyn CachePolicy> {
-    move || Box::new(FullPolicy { max_context: n_ctx, chunk: n_ctx.min(512) }) as Box<dyn CachePolicy>
+    move || {
+        Box::new(FullPolicy {
+            max_context: n_ctx,
+            chunk: n_ctx.min(512),
+        }) as Box<dyn CachePolicy>
+    }
 }

@@ -113,7 +113,11 @@ impl Sampler {
     pub fn new(params: SamplingParams) -> Result<Sampler, SamplingError> {
         params.validate()?;
         let rng = Rng::new(params.seed);
-        Ok(Sampler { params, rng, candidates: Vec::new() })
+        Ok(Sampler {
+            params,
+            rng,
+            candidates: Vec::new(),
+        })
     }
 
     pub fn params(&self) -> &SamplingParams {
@@ -127,7 +131,8 @@ impl Sampler {
         }
         let p = &self.params;
         self.candidates.clear();
-        self.candidates.extend(logits.iter().enumerate().map(|(i, &l)| (i as u32, l)));
+        self.candidates
+            .extend(logits.iter().enumerate().map(|(i, &l)| (i as u32, l)));
         if p.repeat_penalty != 1.0 {
             let recent = &history[history.len().saturating_sub(p.repeat_last_n)..];
             let mut seen: Vec<u32> = recent.to_vec();
@@ -135,7 +140,11 @@ impl Sampler {
             seen.dedup();
             for t in seen {
                 if let Some(c) = self.candidates.get_mut(t as usize) {
-                    c.1 = if c.1 > 0.0 { c.1 / p.repeat_penalty } else { c.1 * p.repeat_penalty };
+                    c.1 = if c.1 > 0.0 {
+                        c.1 / p.repeat_penalty
+                    } else {
+                        c.1 * p.repeat_penalty
+                    };
                 }
             }
         }
@@ -201,7 +210,11 @@ mod tests {
         let logits = [1.0, 3.0, 2.9, -1.0];
         let mut s = Sampler::new(SamplingParams::default()).unwrap();
         assert_eq!(s.sample(&logits, &[]).unwrap(), 1);
-        let mut s = Sampler::new(SamplingParams { repeat_penalty: 1.1, ..Default::default() }).unwrap();
+        let mut s = Sampler::new(SamplingParams {
+            repeat_penalty: 1.1,
+            ..Default::default()
+        })
+        .unwrap();
         // 3.0 / 1.1 = 2.727 < 2.9
         assert_eq!(s.sample(&logits, &[1]).unwrap(), 2);
     }
@@ -209,16 +222,36 @@ mod tests {
     #[test]
     fn top_k_one_is_greedy_and_seed_is_reproducible() {
         let logits: Vec<f32> = (0..100).map(|i| ((i * 37) % 17) as f32 * 0.3).collect();
-        let mut s = Sampler::new(SamplingParams { temperature: 1.0, top_k: 1, ..Default::default() }).unwrap();
+        let mut s = Sampler::new(SamplingParams {
+            temperature: 1.0,
+            top_k: 1,
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(s.sample(&logits, &[]).unwrap(), argmax(&logits).unwrap());
-        let params = SamplingParams { temperature: 1.5, top_k: 0, top_p: 1.0, min_p: 0.0, seed: 42, ..Default::default() };
+        let params = SamplingParams {
+            temperature: 1.5,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            seed: 42,
+            ..Default::default()
+        };
         let draw = |p: &SamplingParams| {
             let mut s = Sampler::new(p.clone()).unwrap();
-            (0..50).map(|_| s.sample(&logits, &[]).unwrap()).collect::<Vec<_>>()
+            (0..50)
+                .map(|_| s.sample(&logits, &[]).unwrap())
+                .collect::<Vec<_>>()
         };
         let a = draw(&params);
         assert_eq!(a, draw(&params));
-        assert_ne!(a, draw(&SamplingParams { seed: 43, ..params.clone() }));
+        assert_ne!(
+            a,
+            draw(&SamplingParams {
+                seed: 43,
+                ..params.clone()
+            })
+        );
         // More than one distinct token at high temperature.
         assert!(a.iter().any(|&t| t != a[0]));
     }
@@ -227,11 +260,27 @@ mod tests {
     fn min_p_and_top_p_cut_the_tail() {
         // probabilities ∝ exp([0, -1, -5]) → [0.727, 0.268, 0.005]
         let logits = [0.0f32, -1.0, -5.0];
-        let mut s = Sampler::new(SamplingParams { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.1, seed: 1, ..Default::default() }).unwrap();
+        let mut s = Sampler::new(SamplingParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.1,
+            seed: 1,
+            ..Default::default()
+        })
+        .unwrap();
         for _ in 0..200 {
             assert_ne!(s.sample(&logits, &[]).unwrap(), 2);
         }
-        let mut s = Sampler::new(SamplingParams { temperature: 1.0, top_k: 0, top_p: 0.7, min_p: 0.0, seed: 1, ..Default::default() }).unwrap();
+        let mut s = Sampler::new(SamplingParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 0.7,
+            min_p: 0.0,
+            seed: 1,
+            ..Default::default()
+        })
+        .unwrap();
         for _ in 0..200 {
             assert_eq!(s.sample(&logits, &[]).unwrap(), 0);
         }
@@ -239,9 +288,37 @@ mod tests {
 
     #[test]
     fn invalid_params_are_rejected() {
-        assert_eq!(Sampler::new(SamplingParams { temperature: -1.0, ..Default::default() }).err(), Some(SamplingError::Temperature(-1.0)));
-        assert_eq!(Sampler::new(SamplingParams { top_p: 0.0, ..Default::default() }).err(), Some(SamplingError::TopP(0.0)));
-        assert_eq!(Sampler::new(SamplingParams { min_p: 1.0, ..Default::default() }).err(), Some(SamplingError::MinP(1.0)));
-        assert_eq!(Sampler::new(SamplingParams { repeat_penalty: 0.0, ..Default::default() }).err(), Some(SamplingError::RepeatPenalty(0.0)));
+        assert_eq!(
+            Sampler::new(SamplingParams {
+                temperature: -1.0,
+                ..Default::default()
+            })
+            .err(),
+            Some(SamplingError::Temperature(-1.0))
+        );
+        assert_eq!(
+            Sampler::new(SamplingParams {
+                top_p: 0.0,
+                ..Default::default()
+            })
+            .err(),
+            Some(SamplingError::TopP(0.0))
+        );
+        assert_eq!(
+            Sampler::new(SamplingParams {
+                min_p: 1.0,
+                ..Default::default()
+            })
+            .err(),
+            Some(SamplingError::MinP(1.0))
+        );
+        assert_eq!(
+            Sampler::new(SamplingParams {
+                repeat_penalty: 0.0,
+                ..Default::default()
+            })
+            .err(),
+            Some(SamplingError::RepeatPenalty(0.0))
+        );
     }
 }

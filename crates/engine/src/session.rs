@@ -39,7 +39,11 @@ pub struct GenerateParams {
 
 impl Default for GenerateParams {
     fn default() -> Self {
-        GenerateParams { max_tokens: 256, stop: Vec::new(), sampling: SamplingParams::default() }
+        GenerateParams {
+            max_tokens: 256,
+            stop: Vec::new(),
+            sampling: SamplingParams::default(),
+        }
     }
 }
 
@@ -64,7 +68,14 @@ pub struct Session<'m> {
 
 impl<'m> Session<'m> {
     pub fn new(model: &'m Model, policy: Box<dyn CachePolicy>) -> Session<'m> {
-        Session { model, kv: model.new_kv(policy.as_ref()), policy, ws: Workspace::default(), tokens: Vec::new(), next_pos: 0 }
+        Session {
+            model,
+            kv: model.new_kv(policy.as_ref()),
+            policy,
+            ws: Workspace::default(),
+            tokens: Vec::new(),
+            next_pos: 0,
+        }
     }
 
     pub fn model(&self) -> &Model {
@@ -85,7 +96,11 @@ impl<'m> Session<'m> {
 
     /// Feeds tokens in policy-sized chunks; returns the logits after the last one.
     /// `progress` is called with the number of tokens done after each chunk.
-    pub fn feed(&mut self, tokens: &[u32], mut progress: impl FnMut(usize)) -> Result<&[f32], SessionError> {
+    pub fn feed(
+        &mut self,
+        tokens: &[u32],
+        mut progress: impl FnMut(usize),
+    ) -> Result<&[f32], SessionError> {
         if tokens.is_empty() {
             return Err(ModelError::EmptyInput.into());
         }
@@ -93,8 +108,19 @@ impl<'m> Session<'m> {
         let mut done = 0;
         for piece in tokens.chunks(chunk) {
             let last = done + piece.len() == tokens.len();
-            let want = if last { LogitsWanted::Last } else { LogitsWanted::None };
-            self.model.forward(piece, self.next_pos, &mut self.kv, self.policy.as_mut(), want, &mut self.ws)?;
+            let want = if last {
+                LogitsWanted::Last
+            } else {
+                LogitsWanted::None
+            };
+            self.model.forward(
+                piece,
+                self.next_pos,
+                &mut self.kv,
+                self.policy.as_mut(),
+                want,
+                &mut self.ws,
+            )?;
             self.next_pos += piece.len() as i64;
             self.tokens.extend_from_slice(piece);
             done += piece.len();
@@ -110,7 +136,11 @@ impl<'m> Session<'m> {
 
     /// Generates after what was fed. `on_text` receives decoded text as it becomes complete
     /// UTF-8 and returns `false` to cancel.
-    pub fn generate(&mut self, params: &GenerateParams, mut on_text: impl FnMut(&str) -> bool) -> Result<Generation, SessionError> {
+    pub fn generate(
+        &mut self,
+        params: &GenerateParams,
+        mut on_text: impl FnMut(&str) -> bool,
+    ) -> Result<Generation, SessionError> {
         if self.tokens.is_empty() {
             return Err(ModelError::EmptyInput.into());
         }
@@ -130,7 +160,12 @@ impl<'m> Session<'m> {
             }
             out_tokens.push(next);
             text.push_str(&decoder.push(next));
-            if let Some(cut) = params.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
+            if let Some(cut) = params
+                .stop
+                .iter()
+                .filter_map(|s| text.find(s.as_str()))
+                .min()
+            {
                 text.truncate(cut);
                 reason = StopReason::StopString;
                 break;
@@ -157,6 +192,10 @@ impl<'m> Session<'m> {
         if text.len() > emitted {
             on_text(&text[emitted..]);
         }
-        Ok(Generation { text, tokens: out_tokens, stop: reason })
+        Ok(Generation {
+            text,
+            tokens: out_tokens,
+            stop: reason,
+        })
     }
 }

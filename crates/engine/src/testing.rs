@@ -43,7 +43,9 @@ pub const TINY_VOCAB: usize = 258;
 
 /// GPT-2's printable stand-in for each byte.
 pub fn byte_symbol(b: u8) -> char {
-    let printable = |c: u8| (b'!'..=b'~').contains(&c) || (0xA1..=0xAC).contains(&c) || (0xAE..=0xFF).contains(&c);
+    let printable = |c: u8| {
+        (b'!'..=b'~').contains(&c) || (0xA1..=0xAC).contains(&c) || (0xAE..=0xFF).contains(&c)
+    };
     if printable(b) {
         return b as char;
     }
@@ -55,7 +57,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
 
@@ -112,12 +117,26 @@ pub fn tiny_model_writer(spec: &TinySpec) -> GgufWriter {
         .bool("tokenizer.ggml.add_bos_token", true);
 
     let mut rng = Lcg(s.seed);
-    let (e, qd, kvd, ff, hd) = (s.n_embd, s.n_heads * s.head_dim, s.n_kv_heads * s.head_dim, s.n_ff, s.head_dim);
+    let (e, qd, kvd, ff, hd) = (
+        s.n_embd,
+        s.n_heads * s.head_dim,
+        s.n_kv_heads * s.head_dim,
+        s.n_ff,
+        s.head_dim,
+    );
     let dims2 = |cols: usize, rows: usize| [cols as u64, rows as u64];
-    w.tensor_f32("token_embd.weight", &dims2(e, TINY_VOCAB), &rng.vec(e * TINY_VOCAB, 0.5));
+    w.tensor_f32(
+        "token_embd.weight",
+        &dims2(e, TINY_VOCAB),
+        &rng.vec(e * TINY_VOCAB, 0.5),
+    );
     w.tensor_f32("output_norm.weight", &[e as u64], &rng.norm(e));
     if s.arch != Arch::Gemma3 {
-        w.tensor_f32("output.weight", &dims2(e, TINY_VOCAB), &rng.vec(e * TINY_VOCAB, 0.3));
+        w.tensor_f32(
+            "output.weight",
+            &dims2(e, TINY_VOCAB),
+            &rng.vec(e * TINY_VOCAB, 0.3),
+        );
     }
     for i in 0..s.n_layers {
         let n = |x: &str| format!("blk.{i}.{x}");
@@ -125,7 +144,11 @@ pub fn tiny_model_writer(spec: &TinySpec) -> GgufWriter {
         w.tensor_f32(&n("attn_q.weight"), &dims2(e, qd), &rng.vec(e * qd, 0.4));
         w.tensor_f32(&n("attn_k.weight"), &dims2(e, kvd), &rng.vec(e * kvd, 0.4));
         w.tensor_f32(&n("attn_v.weight"), &dims2(e, kvd), &rng.vec(e * kvd, 0.4));
-        w.tensor_f32(&n("attn_output.weight"), &dims2(qd, e), &rng.vec(qd * e, 0.3));
+        w.tensor_f32(
+            &n("attn_output.weight"),
+            &dims2(qd, e),
+            &rng.vec(qd * e, 0.3),
+        );
         if s.arch == Arch::Qwen2 {
             w.tensor_f32(&n("attn_q.bias"), &[qd as u64], &rng.vec(qd, 0.2));
             w.tensor_f32(&n("attn_k.bias"), &[kvd as u64], &rng.vec(kvd, 0.2));

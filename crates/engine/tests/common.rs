@@ -42,5 +42,6 @@ pub fn essays_text() -> String {
 /// The reference fixtures produced with llama.cpp.
 pub fn reference() -> serde_json::Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference.json");
-    serde_json::from_str(&std::fs::read_to_string(&path).expect("reference.json")).expect("valid json")
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("reference.json"))
+        .expect("valid json")
 }

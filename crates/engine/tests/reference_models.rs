@@ -13,7 +13,11 @@ use longctx_engine::{Model, Session};
 use serde_json::Value;
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().expect("id array").iter().map(|x| x.as_u64().expect("id") as u32).collect()
+    v.as_array()
+        .expect("id array")
+        .iter()
+        .map(|x| x.as_u64().expect("id") as u32)
+        .collect()
 }
 
 /// Largest logit gap we accept as a numerical near-tie when our argmax differs from
@@ -28,12 +32,19 @@ const NEAR_TIE: f32 = 0.25;
 /// must trail our argmax by less than [`NEAR_TIE`]; the free-running greedy output must agree
 /// on at least `min_exact` leading tokens unless a near-tie came first.
 fn check_greedy(model: &Model, reference: &Value, min_exact: usize) {
-    let mut cases: Vec<&Value> = reference["greedy"]["prompts"].as_array().expect("prompts").iter().collect();
+    let mut cases: Vec<&Value> = reference["greedy"]["prompts"]
+        .as_array()
+        .expect("prompts")
+        .iter()
+        .collect();
     if reference["greedy"]["chat"].is_object() {
         cases.push(&reference["greedy"]["chat"]);
     }
     for case in cases {
-        let prompt = case["prompt"].as_str().or(case["rendered_prompt"].as_str()).expect("prompt text");
+        let prompt = case["prompt"]
+            .as_str()
+            .or(case["rendered_prompt"].as_str())
+            .expect("prompt text");
         let want_prompt = ids(&case["prompt_ids"]);
         let got_prompt = model.tokenizer.encode(prompt, true, true);
         assert_eq!(got_prompt, want_prompt, "prompt tokens of {prompt:?}");
@@ -59,7 +70,10 @@ fn check_greedy(model: &Model, reference: &Value, min_exact: usize) {
             s.feed(&[w], |_| {}).expect("decode");
         }
         eprintln!("{prompt:?}: {exact}/{} leading greedy tokens identical to llama.cpp; first near-tie at {first_tie:?}", want.len());
-        assert!(exact >= min_exact || first_tie == Some(exact), "{prompt:?}: only {exact} leading tokens match llama.cpp");
+        assert!(
+            exact >= min_exact || first_tie == Some(exact),
+            "{prompt:?}: only {exact} leading tokens match llama.cpp"
+        );
     }
 }
 
@@ -69,29 +83,59 @@ fn check_logits(model: &Model, reference: &Value, tol: f32) {
     let prompt = ids(&r["prompt_ids"]);
     let mut s = Session::new(model, Box::new(FullPolicy::new(model.cfg.context_length)));
     let logits = s.feed(&prompt, |_| {}).expect("prompt fits").to_vec();
-    for entry in r["top10"].as_array().or(r["top5"].as_array()).expect("top logits") {
+    for entry in r["top10"]
+        .as_array()
+        .or(r["top5"].as_array())
+        .expect("top logits")
+    {
         let id = entry["id"].as_u64().expect("id") as usize;
         let want = entry["logit"].as_f64().expect("logit") as f32;
-        assert!((logits[id] - want).abs() < tol, "logit of token {id}: {} vs llama.cpp {want}", logits[id]);
+        assert!(
+            (logits[id] - want).abs() < tol,
+            "logit of token {id}: {} vs llama.cpp {want}",
+            logits[id]
+        );
     }
-    assert_eq!(argmax(&logits), Some(r["top5"][0]["id"].as_u64().expect("id") as u32));
+    assert_eq!(
+        argmax(&logits),
+        Some(r["top5"][0]["id"].as_u64().expect("id") as u32)
+    );
 }
 
 fn check_perplexity(model: &Model, reference: &Value) {
     let want = reference["perplexity"]["ppl"].as_f64().expect("ppl");
-    let want_tokens = reference["perplexity"]["n_tokens"].as_u64().expect("n_tokens") as usize;
+    let want_tokens = reference["perplexity"]["n_tokens"]
+        .as_u64()
+        .expect("n_tokens") as usize;
     let tokens = model.tokenizer.encode(&common::essays_text(), true, false);
-    assert_eq!(tokens.len(), want_tokens, "token count of the perplexity text differs from llama.cpp");
+    assert_eq!(
+        tokens.len(),
+        want_tokens,
+        "token count of the perplexity text differs from llama.cpp"
+    );
     let r = perplexity(model, &tokens, 512, &full_policy(512), |_| {}).expect("perplexity");
     let rel = (r.ppl - want).abs() / want;
-    eprintln!("PPL {:.4} ± {:.4} vs llama.cpp {want} ({:.3}% off)", r.ppl, r.error, rel * 100.0);
-    assert!(rel < 0.01, "PPL {:.4} is {:.2}% from llama.cpp's {want}", r.ppl, rel * 100.0);
+    eprintln!(
+        "PPL {:.4} ± {:.4} vs llama.cpp {want} ({:.3}% off)",
+        r.ppl,
+        r.error,
+        rel * 100.0
+    );
+    assert!(
+        rel < 0.01,
+        "PPL {:.4} is {:.2}% from llama.cpp's {want}",
+        r.ppl,
+        rel * 100.0
+    );
 }
 
 fn catalogue_model(name: &str) -> Option<Model> {
     let path = catalog::local_path(catalog::find(name).expect("catalogue entry"));
     if !path.exists() {
-        eprintln!("skipping: {} not pulled (longctx model pull {name})", path.display());
+        eprintln!(
+            "skipping: {} not pulled (longctx model pull {name})",
+            path.display()
+        );
         return None;
     }
     Some(Model::load(&path).expect("model loads"))
@@ -99,20 +143,30 @@ fn catalogue_model(name: &str) -> Option<Model> {
 
 #[test]
 fn smollm2_greedy_matches_llama_cpp() {
-    check_greedy(common::default_model(), &common::reference()["smollm2-135m"], 16);
+    check_greedy(
+        common::default_model(),
+        &common::reference()["smollm2-135m"],
+        16,
+    );
 }
 
 #[test]
 fn smollm2_logits_match_llama_cpp() {
     // llama.cpp quantizes activations to Q8 for every product and keeps the KV cache in f16;
     // our prefill runs in f32, so logits differ by a few tenths (measured max 0.34).
-    check_logits(common::default_model(), &common::reference()["smollm2-135m"], 0.4);
+    check_logits(
+        common::default_model(),
+        &common::reference()["smollm2-135m"],
+        0.4,
+    );
 }
 
 #[test]
 #[ignore = "needs `longctx model pull qwen2.5-coder-0.5b` (491 MB) and ~2 minutes"]
 fn qwen2_matches_llama_cpp() {
-    let Some(model) = catalogue_model("qwen2.5-coder-0.5b") else { return };
+    let Some(model) = catalogue_model("qwen2.5-coder-0.5b") else {
+        return;
+    };
     let r = &common::reference()["qwen2.5-coder-0.5b"];
     check_perplexity(&model, r);
     check_logits(&model, r, 0.35);
@@ -122,7 +176,9 @@ fn qwen2_matches_llama_cpp() {
 #[test]
 #[ignore = "needs `longctx model pull gemma3-270m` (253 MB) and ~2 minutes"]
 fn gemma3_matches_llama_cpp() {
-    let Some(model) = catalogue_model("gemma3-270m") else { return };
+    let Some(model) = catalogue_model("gemma3-270m") else {
+        return;
+    };
     let r = &common::reference()["gemma3-270m"];
     check_perplexity(&model, r);
     check_logits(&model, r, 0.35);
@@ -135,6 +191,16 @@ fn smollm2_chat_template_renders_like_llama_cpp() {
     let model = common::default_model();
     let chat = &common::reference()["smollm2-135m"]["greedy"]["chat"];
     let user = chat["user_message"].as_str().expect("user message");
-    let text = render_chat(model.chat_template.as_deref(), &[ChatMessage::new("user", user)], true, "", "").expect("template renders");
-    assert_eq!(text, chat["rendered_prompt"].as_str().expect("rendered prompt"));
+    let text = render_chat(
+        model.chat_template.as_deref(),
+        &[ChatMessage::new("user", user)],
+        true,
+        "",
+        "",
+    )
+    .expect("template renders");
+    assert_eq!(
+        text,
+        chat["rendered_prompt"].as_str().expect("rendered prompt")
+    );
 }

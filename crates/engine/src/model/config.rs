@@ -187,17 +187,15 @@ impl ModelConfig {
             Some(v) => bounded(&key("rope.dimension_count"), v, head_dim as u64)?,
             None => head_dim,
         };
-        let base = file
-            .get_f32(&key("rope.freq_base"))?
-            .unwrap_or(match arch {
-                Arch::Gemma3 => 1_000_000.0,
-                _ => 10_000.0,
-            });
+        let base = file.get_f32(&key("rope.freq_base"))?.unwrap_or(match arch {
+            Arch::Gemma3 => 1_000_000.0,
+            _ => 10_000.0,
+        });
         let freq_scale = match file.get_str(&key("rope.scaling.type"))? {
             Some("linear") | None => match file.get_f32(&key("rope.scaling.factor"))? {
+                // A factor of 0 means "no scaling" in llama.cpp's loader.
+                None | Some(0.0) => 1.0,
                 Some(f) if f > 0.0 && f.is_finite() => 1.0 / f,
-                Some(f) if f == 0.0 => 1.0,
-                None => 1.0,
                 Some(f) => {
                     return Err(ModelError::BadHyperParam {
                         key: key("rope.scaling.factor"),
@@ -237,7 +235,9 @@ impl ModelConfig {
                     .get_u64(&key("attention.sliding_window_pattern"))?
                     .unwrap_or(6)
                     .max(1) as usize;
-                let local_base = file.get_f32(&key("rope.freq_base_swa"))?.unwrap_or(10_000.0);
+                let local_base = file
+                    .get_f32(&key("rope.freq_base_swa"))?
+                    .unwrap_or(10_000.0);
                 for il in 0..n_layers {
                     if il % pattern < pattern - 1 {
                         layer_window[il] = Some(window);

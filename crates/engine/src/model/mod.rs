@@ -113,9 +113,23 @@ fn resize(buf: &mut Vec<f32>, n: usize) {
 }
 
 /// `out = x · Wᵀ` for `n` rows: mat-vec for one row (packed integer kernels), GEMM otherwise.
-fn linear(w: QMatrix, x: &[f32], n: usize, out: &mut [f32], scratch: &mut MatScratch, name: &str) -> Result<(), ModelError> {
-    let r = if n == 1 { matvec(&w, x, out, scratch) } else { matmul(&w, x, n, out, scratch) };
-    r.map_err(|e| ModelError::Tensor { name: name.to_string(), source: e })
+fn linear(
+    w: QMatrix,
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+    scratch: &mut MatScratch,
+    name: &str,
+) -> Result<(), ModelError> {
+    let r = if n == 1 {
+        matvec(&w, x, out, scratch)
+    } else {
+        matmul(&w, x, n, out, scratch)
+    };
+    r.map_err(|e| ModelError::Tensor {
+        name: name.to_string(),
+        source: e,
+    })
 }
 
 fn add_bias(rows: &mut [f32], bias: Option<&Vec<f32>>) {
@@ -138,7 +152,12 @@ impl Model {
         let tokenizer = Tokenizer::from_gguf(&file)?;
         let chat_template = file.get_str("tokenizer.chat_template")?.map(str::to_string);
         let weights = ModelWeights::load(file, &cfg)?;
-        Ok(Model { cfg, weights, tokenizer, chat_template })
+        Ok(Model {
+            cfg,
+            weights,
+            tokenizer,
+            chat_template,
+        })
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -147,7 +166,12 @@ impl Model {
 
     /// A fresh KV store shaped for this model and suited to `policy`.
     pub fn new_kv(&self, policy: &dyn CachePolicy) -> KvStore {
-        KvStore::new(self.cfg.n_layers, self.cfg.n_kv_heads, self.cfg.head_dim, policy.needs_pre_rope())
+        KvStore::new(
+            self.cfg.n_layers,
+            self.cfg.n_kv_heads,
+            self.cfg.head_dim,
+            policy.needs_pre_rope(),
+        )
     }
 
     /// Runs `tokens` (one chunk, at most the policy's chunk size) at absolute positions
@@ -226,19 +250,47 @@ impl Model {
         for (il, lw) in w.layers.iter().enumerate() {
             // Attention block.
             for t in 0..n {
-                ops::rms_norm(&ws.x[t * e..(t + 1) * e], &lw.attn_norm, cfg.rms_eps, &mut ws.xn[t * e..(t + 1) * e]);
+                ops::rms_norm(
+                    &ws.x[t * e..(t + 1) * e],
+                    &lw.attn_norm,
+                    cfg.rms_eps,
+                    &mut ws.xn[t * e..(t + 1) * e],
+                );
             }
-            linear(lw.wq.view(file), &ws.xn, n, &mut ws.q, &mut ws.mat, &lw.wq.name)?;
-            linear(lw.wk.view(file), &ws.xn, n, &mut ws.k, &mut ws.mat, &lw.wk.name)?;
-            linear(lw.wv.view(file), &ws.xn, n, &mut ws.v, &mut ws.mat, &lw.wv.name)?;
+            linear(
+                lw.wq.view(file),
+                &ws.xn,
+                n,
+                &mut ws.q,
+                &mut ws.mat,
+                &lw.wq.name,
+            )?;
+            linear(
+                lw.wk.view(file),
+                &ws.xn,
+                n,
+                &mut ws.k,
+                &mut ws.mat,
+                &lw.wk.name,
+            )?;
+            linear(
+                lw.wv.view(file),
+                &ws.xn,
+                n,
+                &mut ws.v,
+                &mut ws.mat,
+                &lw.wv.name,
+            )?;
             add_bias(&mut ws.q, lw.bq.as_ref());
             add_bias(&mut ws.k, lw.bk.as_ref());
             add_bias(&mut ws.v, lw.bv.as_ref());
             if let Some(qn) = &lw.q_norm {
-                ws.q.chunks_exact_mut(hd).for_each(|h| ops::rms_norm_inplace(h, qn, cfg.rms_eps));
+                ws.q.chunks_exact_mut(hd)
+                    .for_each(|h| ops::rms_norm_inplace(h, qn, cfg.rms_eps));
             }
             if let Some(kn) = &lw.k_norm {
-                ws.k.chunks_exact_mut(hd).for_each(|h| ops::rms_norm_inplace(h, kn, cfg.rms_eps));
+                ws.k.chunks_exact_mut(hd)
+                    .for_each(|h| ops::rms_norm_inplace(h, kn, cfg.rms_eps));
             }
             // Un-rotated copies: queries for fixed-distance spans, keys if the store keeps them.
             ws.q_pre.copy_from_slice(&ws.q);
@@ -249,15 +301,24 @@ impl Model {
             if rope_of_table != Some(rope) {
                 let hr = rope.n_rot / 2;
                 for t in 0..n {
-                    ops::rope_cos_sin(&rope, ws.pos[t] as f64, &mut ws.cos[t * hr..(t + 1) * hr], &mut ws.sin[t * hr..(t + 1) * hr]);
+                    ops::rope_cos_sin(
+                        &rope,
+                        ws.pos[t] as f64,
+                        &mut ws.cos[t * hr..(t + 1) * hr],
+                        &mut ws.sin[t * hr..(t + 1) * hr],
+                    );
                 }
                 rope_of_table = Some(rope);
             }
             let hr = rope.n_rot / 2;
             for t in 0..n {
                 let (c, s) = (&ws.cos[t * hr..(t + 1) * hr], &ws.sin[t * hr..(t + 1) * hr]);
-                ws.q[t * qd..(t + 1) * qd].chunks_exact_mut(hd).for_each(|h| ops::rope_apply(&rope, h, c, s));
-                ws.k[t * kvd..(t + 1) * kvd].chunks_exact_mut(hd).for_each(|h| ops::rope_apply(&rope, h, c, s));
+                ws.q[t * qd..(t + 1) * qd]
+                    .chunks_exact_mut(hd)
+                    .for_each(|h| ops::rope_apply(&rope, h, c, s));
+                ws.k[t * kvd..(t + 1) * kvd]
+                    .chunks_exact_mut(hd)
+                    .for_each(|h| ops::rope_apply(&rope, h, c, s));
             }
             kv.append(il, &ws.k, &ws.k_pre, &ws.v, n);
             let ctx = PlanContext {
@@ -279,30 +340,68 @@ impl Model {
                 kv: kv.layer(il),
                 k_pos: kv.positions(),
             };
-            attend(&input, &plan, &mut ws.attn, &mut ws.att, &mut ws.obs).map_err(|source| ModelError::Attention { layer: il, source })?;
+            attend(&input, &plan, &mut ws.attn, &mut ws.att, &mut ws.obs)
+                .map_err(|source| ModelError::Attention { layer: il, source })?;
             if !plan.observe.is_empty() {
                 policy.observe(il, &plan, &ws.obs, kv);
             }
-            linear(lw.wo.view(file), &ws.att, n, &mut ws.proj, &mut ws.mat, &lw.wo.name)?;
+            linear(
+                lw.wo.view(file),
+                &ws.att,
+                n,
+                &mut ws.proj,
+                &mut ws.mat,
+                &lw.wo.name,
+            )?;
             if let Some(pn) = &lw.attn_post_norm {
-                ws.proj.chunks_exact_mut(e).for_each(|r| ops::rms_norm_inplace(r, pn, cfg.rms_eps));
+                ws.proj
+                    .chunks_exact_mut(e)
+                    .for_each(|r| ops::rms_norm_inplace(r, pn, cfg.rms_eps));
             }
             ws.x.iter_mut().zip(&ws.proj).for_each(|(a, b)| *a += b);
 
             // Feed-forward block.
             for t in 0..n {
-                ops::rms_norm(&ws.x[t * e..(t + 1) * e], &lw.ffn_norm, cfg.rms_eps, &mut ws.xn[t * e..(t + 1) * e]);
+                ops::rms_norm(
+                    &ws.x[t * e..(t + 1) * e],
+                    &lw.ffn_norm,
+                    cfg.rms_eps,
+                    &mut ws.xn[t * e..(t + 1) * e],
+                );
             }
-            linear(lw.w_gate.view(file), &ws.xn, n, &mut ws.gate, &mut ws.mat, &lw.w_gate.name)?;
-            linear(lw.w_up.view(file), &ws.xn, n, &mut ws.up, &mut ws.mat, &lw.w_up.name)?;
+            linear(
+                lw.w_gate.view(file),
+                &ws.xn,
+                n,
+                &mut ws.gate,
+                &mut ws.mat,
+                &lw.w_gate.name,
+            )?;
+            linear(
+                lw.w_up.view(file),
+                &ws.xn,
+                n,
+                &mut ws.up,
+                &mut ws.mat,
+                &lw.w_up.name,
+            )?;
             if cfg.arch == Arch::Gemma3 {
                 ops::gelu_mul(&mut ws.gate, &ws.up);
             } else {
                 ops::silu_mul(&mut ws.gate, &ws.up);
             }
-            linear(lw.w_down.view(file), &ws.gate, n, &mut ws.proj, &mut ws.mat, &lw.w_down.name)?;
+            linear(
+                lw.w_down.view(file),
+                &ws.gate,
+                n,
+                &mut ws.proj,
+                &mut ws.mat,
+                &lw.w_down.name,
+            )?;
             if let Some(pn) = &lw.ffn_post_norm {
-                ws.proj.chunks_exact_mut(e).for_each(|r| ops::rms_norm_inplace(r, pn, cfg.rms_eps));
+                ws.proj
+                    .chunks_exact_mut(e)
+                    .for_each(|r| ops::rms_norm_inplace(r, pn, cfg.rms_eps));
             }
             ws.x.iter_mut().zip(&ws.proj).for_each(|(a, b)| *a += b);
         }
@@ -314,13 +413,27 @@ impl Model {
         };
         let rows = n - from;
         for t in from..n {
-            ops::rms_norm(&ws.x[t * e..(t + 1) * e], &w.output_norm, cfg.rms_eps, &mut ws.xn[(t - from) * e..(t - from + 1) * e]);
+            ops::rms_norm(
+                &ws.x[t * e..(t + 1) * e],
+                &w.output_norm,
+                cfg.rms_eps,
+                &mut ws.xn[(t - from) * e..(t - from + 1) * e],
+            );
         }
         let vocab = w.output.rows;
         resize(&mut ws.logits, rows * vocab);
-        linear(w.output.view(file), &ws.xn[..rows * e], rows, &mut ws.logits, &mut ws.mat, &w.output.name)?;
+        linear(
+            w.output.view(file),
+            &ws.xn[..rows * e],
+            rows,
+            &mut ws.logits,
+            &mut ws.mat,
+            &w.output.name,
+        )?;
         if let Some(cap) = cfg.final_logit_softcap {
-            ws.logits.iter_mut().for_each(|l| *l = (*l / cap).tanh() * cap);
+            ws.logits
+                .iter_mut()
+                .for_each(|l| *l = (*l / cap).tanh() * cap);
         }
         Ok(())
     }

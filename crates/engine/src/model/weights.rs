@@ -81,7 +81,12 @@ fn shape_error(name: &str, expected: String, got: &[u64]) -> ModelError {
     }
 }
 
-fn matrix(file: &GgufFile, name: &str, cols: usize, rows: usize) -> Result<PackedMatrix, ModelError> {
+fn matrix(
+    file: &GgufFile,
+    name: &str,
+    cols: usize,
+    rows: usize,
+) -> Result<PackedMatrix, ModelError> {
     let t = find(file, name)?;
     if t.dims.len() != 2 || t.dims[0] as usize != cols || t.dims[1] as usize != rows {
         return Err(shape_error(name, format!("[{cols}, {rows}]"), &t.dims));
@@ -115,7 +120,11 @@ fn vector(file: &GgufFile, name: &str, len: usize) -> Result<Vec<f32>, ModelErro
     Ok(out)
 }
 
-fn optional_vector(file: &GgufFile, name: &str, len: usize) -> Result<Option<Vec<f32>>, ModelError> {
+fn optional_vector(
+    file: &GgufFile,
+    name: &str,
+    len: usize,
+) -> Result<Option<Vec<f32>>, ModelError> {
     if file.tensor(name).is_some() {
         vector(file, name, len).map(Some)
     } else {
@@ -156,13 +165,41 @@ impl ModelWeights {
                 wk: matrix(f, &n("attn_k.weight"), e, kvd)?,
                 wv: matrix(f, &n("attn_v.weight"), e, kvd)?,
                 wo: matrix(f, &n("attn_output.weight"), qd, e)?,
-                bq: if qwen { Some(vector(f, &n("attn_q.bias"), qd)?) } else { optional_vector(f, &n("attn_q.bias"), qd)? },
-                bk: if qwen { Some(vector(f, &n("attn_k.bias"), kvd)?) } else { optional_vector(f, &n("attn_k.bias"), kvd)? },
-                bv: if qwen { Some(vector(f, &n("attn_v.bias"), kvd)?) } else { optional_vector(f, &n("attn_v.bias"), kvd)? },
-                q_norm: if gemma { Some(vector(f, &n("attn_q_norm.weight"), cfg.head_dim)?) } else { None },
-                k_norm: if gemma { Some(vector(f, &n("attn_k_norm.weight"), cfg.head_dim)?) } else { None },
-                attn_post_norm: if gemma { Some(vector(f, &n("post_attention_norm.weight"), e)?) } else { None },
-                ffn_post_norm: if gemma { Some(vector(f, &n("post_ffw_norm.weight"), e)?) } else { None },
+                bq: if qwen {
+                    Some(vector(f, &n("attn_q.bias"), qd)?)
+                } else {
+                    optional_vector(f, &n("attn_q.bias"), qd)?
+                },
+                bk: if qwen {
+                    Some(vector(f, &n("attn_k.bias"), kvd)?)
+                } else {
+                    optional_vector(f, &n("attn_k.bias"), kvd)?
+                },
+                bv: if qwen {
+                    Some(vector(f, &n("attn_v.bias"), kvd)?)
+                } else {
+                    optional_vector(f, &n("attn_v.bias"), kvd)?
+                },
+                q_norm: if gemma {
+                    Some(vector(f, &n("attn_q_norm.weight"), cfg.head_dim)?)
+                } else {
+                    None
+                },
+                k_norm: if gemma {
+                    Some(vector(f, &n("attn_k_norm.weight"), cfg.head_dim)?)
+                } else {
+                    None
+                },
+                attn_post_norm: if gemma {
+                    Some(vector(f, &n("post_attention_norm.weight"), e)?)
+                } else {
+                    None
+                },
+                ffn_post_norm: if gemma {
+                    Some(vector(f, &n("post_ffw_norm.weight"), e)?)
+                } else {
+                    None
+                },
                 ffn_norm: vector(f, &n("ffn_norm.weight"), e)?,
                 w_gate: matrix(f, &n("ffn_gate.weight"), e, cfg.n_ff)?,
                 w_up: matrix(f, &n("ffn_up.weight"), e, cfg.n_ff)?,

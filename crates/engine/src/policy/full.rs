@@ -2,7 +2,9 @@
 
 use crate::attention::{AttnPlan, Span, SpanMask};
 use crate::kv::KvStore;
-use crate::policy::{positive, CachePolicy, ModelFacts, PlanContext, PolicyError, PolicyInfo, PolicyOption};
+use crate::policy::{
+    positive, CachePolicy, ModelFacts, PlanContext, PolicyError, PolicyInfo, PolicyOption,
+};
 
 pub(crate) const INFO: PolicyInfo = PolicyInfo {
     name: "full",
@@ -30,10 +32,16 @@ pub struct FullPolicy {
 
 impl FullPolicy {
     pub fn new(max_context: usize) -> FullPolicy {
-        FullPolicy { max_context, chunk: 512 }
+        FullPolicy {
+            max_context,
+            chunk: 512,
+        }
     }
 
-    pub(crate) fn from_options(opts: &[(String, String)], facts: ModelFacts) -> Result<FullPolicy, PolicyError> {
+    pub(crate) fn from_options(
+        opts: &[(String, String)],
+        facts: ModelFacts,
+    ) -> Result<FullPolicy, PolicyError> {
         let mut p = FullPolicy::new(facts.context_length);
         for (k, v) in opts {
             match k.as_str() {
@@ -69,7 +77,10 @@ impl CachePolicy for FullPolicy {
 
     fn plan(&mut self, ctx: &PlanContext, kv: &KvStore) -> AttnPlan {
         AttnPlan {
-            spans: vec![Span::original(0..kv.len(), ctx.native_window.map_or(SpanMask::Causal, SpanMask::Window))],
+            spans: vec![Span::original(
+                0..kv.len(),
+                ctx.native_window.map_or(SpanMask::Causal, SpanMask::Window),
+            )],
             observe: Vec::new(),
         }
     }

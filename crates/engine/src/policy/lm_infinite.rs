@@ -4,15 +4,30 @@
 use crate::attention::{AttnPlan, KeyPos, Slots, Span, SpanMask};
 use crate::kv::KvStore;
 use crate::policy::streaming::evict_for_space;
-use crate::policy::{positive, CachePolicy, ModelFacts, PlanContext, PolicyError, PolicyInfo, PolicyOption};
+use crate::policy::{
+    positive, CachePolicy, ModelFacts, PlanContext, PolicyError, PolicyInfo, PolicyOption,
+};
 
 pub(crate) const INFO: PolicyInfo = PolicyInfo {
     name: "lm-infinite",
-    summary: "Λ-shaped attention: global start tokens at a capped distance + local window (LM-Infinite)",
+    summary:
+        "Λ-shaped attention: global start tokens at a capped distance + local window (LM-Infinite)",
     options: &[
-        PolicyOption { name: "n_local", default: "min(2048, trained context)", help: "local window; also the distance cap L" },
-        PolicyOption { name: "n_global", default: "10", help: "starting tokens always kept (repo's drop-in default)" },
-        PolicyOption { name: "chunk", default: "512", help: "tokens per prefill pass (capped at n_local)" },
+        PolicyOption {
+            name: "n_local",
+            default: "min(2048, trained context)",
+            help: "local window; also the distance cap L",
+        },
+        PolicyOption {
+            name: "n_global",
+            default: "10",
+            help: "starting tokens always kept (repo's drop-in default)",
+        },
+        PolicyOption {
+            name: "chunk",
+            default: "512",
+            help: "tokens per prefill pass (capped at n_local)",
+        },
     ],
 };
 
@@ -25,8 +40,15 @@ pub struct LmInfinitePolicy {
 }
 
 impl LmInfinitePolicy {
-    pub(crate) fn from_options(opts: &[(String, String)], facts: ModelFacts) -> Result<LmInfinitePolicy, PolicyError> {
-        let mut p = LmInfinitePolicy { n_local: 2048.min(facts.context_length), n_global: 10, chunk: 512 };
+    pub(crate) fn from_options(
+        opts: &[(String, String)],
+        facts: ModelFacts,
+    ) -> Result<LmInfinitePolicy, PolicyError> {
+        let mut p = LmInfinitePolicy {
+            n_local: 2048.min(facts.context_length),
+            n_global: 10,
+            chunk: 512,
+        };
         for (k, v) in opts {
             match k.as_str() {
                 "n_local" => p.n_local = positive(INFO.name, k, v)?,
@@ -40,7 +62,10 @@ impl LmInfinitePolicy {
                 policy: INFO.name.into(),
                 option: "n_local".into(),
                 value: p.n_local.to_string(),
-                reason: format!("exceeds the model's trained context {}", facts.context_length),
+                reason: format!(
+                    "exceeds the model's trained context {}",
+                    facts.context_length
+                ),
             });
         }
         Ok(p)
@@ -68,7 +93,10 @@ impl CachePolicy for LmInfinitePolicy {
     fn plan(&mut self, ctx: &PlanContext, kv: &KvStore) -> AttnPlan {
         let len = kv.len();
         if let Some(w) = ctx.native_window {
-            return AttnPlan { spans: vec![Span::original(0..len, SpanMask::Window(w))], observe: Vec::new() };
+            return AttnPlan {
+                spans: vec![Span::original(0..len, SpanMask::Window(w))],
+                observe: Vec::new(),
+            };
         }
         let g = self.n_global.min(len);
         // The repo caps the distance at min(L, kv_len − 1).
@@ -76,7 +104,11 @@ impl CachePolicy for LmInfinitePolicy {
         AttnPlan {
             spans: vec![
                 // Starting tokens outside the window: seen as exactly `cap` tokens away.
-                Span { slots: Slots::Range(0..g), pos: KeyPos::FixedDistance(cap), mask: SpanMask::OutsideWindow(self.n_local) },
+                Span {
+                    slots: Slots::Range(0..g),
+                    pos: KeyPos::FixedDistance(cap),
+                    mask: SpanMask::OutsideWindow(self.n_local),
+                },
                 // Everything inside the window (starting tokens included) at true distance.
                 Span::original(0..len, SpanMask::Window(self.n_local)),
             ],

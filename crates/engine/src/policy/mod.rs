@@ -108,11 +108,18 @@ pub struct PolicyInfo {
 pub const REGISTRY: &[PolicyInfo] = &[full::INFO, streaming::INFO, lm_infinite::INFO];
 
 fn known_names() -> String {
-    REGISTRY.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+    REGISTRY
+        .iter()
+        .map(|p| p.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Parses `key=value,key=value` option strings.
-pub fn parse_options(policy: &PolicyInfo, spec: &str) -> Result<Vec<(String, String)>, PolicyError> {
+pub fn parse_options(
+    policy: &PolicyInfo,
+    spec: &str,
+) -> Result<Vec<(String, String)>, PolicyError> {
     let mut out = Vec::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) = part.split_once('=').ok_or_else(|| PolicyError::BadOption {
@@ -125,7 +132,12 @@ pub fn parse_options(policy: &PolicyInfo, spec: &str) -> Result<Vec<(String, Str
             return Err(PolicyError::UnknownOption {
                 policy: policy.name.into(),
                 option: k.into(),
-                options: policy.options.iter().map(|o| o.name).collect::<Vec<_>>().join(", "),
+                options: policy
+                    .options
+                    .iter()
+                    .map(|o| o.name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         }
         out.push((k.to_string(), v.to_string()));
@@ -147,7 +159,11 @@ pub(crate) fn positive(policy: &str, option: &str, value: &str) -> Result<usize,
 }
 
 /// Builds a policy by registry name with `key=value,...` options.
-pub fn build_policy(name: &str, options: &str, facts: ModelFacts) -> Result<Box<dyn CachePolicy>, PolicyError> {
+pub fn build_policy(
+    name: &str,
+    options: &str,
+    facts: ModelFacts,
+) -> Result<Box<dyn CachePolicy>, PolicyError> {
     let info = REGISTRY
         .iter()
         .find(|p| p.name == name)
@@ -165,17 +181,35 @@ pub fn build_policy(name: &str, options: &str, facts: ModelFacts) -> Result<Box<
 mod tests {
     use super::*;
 
-    const FACTS: ModelFacts = ModelFacts { n_layers: 2, context_length: 8 };
+    const FACTS: ModelFacts = ModelFacts {
+        n_layers: 2,
+        context_length: 8,
+    };
 
     #[test]
     fn unknown_policy_and_option_are_named() {
-        let e = build_policy("nope", "", FACTS).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(e.contains("unknown policy 'nope'") && e.contains("full"), "{e}");
-        let e = build_policy("full", "window=3", FACTS).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = build_policy("nope", "", FACTS)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("unknown policy 'nope'") && e.contains("full"),
+            "{e}"
+        );
+        let e = build_policy("full", "window=3", FACTS)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("unknown option 'window'"), "{e}");
-        let e = build_policy("full", "max_context=0", FACTS).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = build_policy("full", "max_context=0", FACTS)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("positive integer"), "{e}");
-        let e = build_policy("full", "max_context", FACTS).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = build_policy("full", "max_context", FACTS)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("key=value"), "{e}");
     }
 }

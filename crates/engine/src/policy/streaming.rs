@@ -5,15 +5,29 @@ use std::sync::Arc;
 
 use crate::attention::{AttnPlan, KeyPos, Slots, Span, SpanMask};
 use crate::kv::KvStore;
-use crate::policy::{positive, CachePolicy, ModelFacts, PlanContext, PolicyError, PolicyInfo, PolicyOption};
+use crate::policy::{
+    positive, CachePolicy, ModelFacts, PlanContext, PolicyError, PolicyInfo, PolicyOption,
+};
 
 pub(crate) const INFO: PolicyInfo = PolicyInfo {
     name: "streaming",
     summary: "attention sinks + recent window (StreamingLLM); constant memory, forgets the middle",
     options: &[
-        PolicyOption { name: "budget", default: "2048", help: "most tokens kept (sinks + window); ≤ the trained context" },
-        PolicyOption { name: "sinks", default: "4", help: "initial tokens always kept" },
-        PolicyOption { name: "chunk", default: "512", help: "tokens per prefill pass (capped at budget − sinks)" },
+        PolicyOption {
+            name: "budget",
+            default: "2048",
+            help: "most tokens kept (sinks + window); ≤ the trained context",
+        },
+        PolicyOption {
+            name: "sinks",
+            default: "4",
+            help: "initial tokens always kept",
+        },
+        PolicyOption {
+            name: "chunk",
+            default: "512",
+            help: "tokens per prefill pass (capped at budget − sinks)",
+        },
     ],
 };
 
@@ -27,7 +41,12 @@ pub struct StreamingPolicy {
 
 impl StreamingPolicy {
     pub fn new(budget: usize, sinks: usize) -> Result<StreamingPolicy, PolicyError> {
-        StreamingPolicy { budget, sinks, chunk: 512 }.validated()
+        StreamingPolicy {
+            budget,
+            sinks,
+            chunk: 512,
+        }
+        .validated()
     }
 
     fn validated(self) -> Result<StreamingPolicy, PolicyError> {
@@ -42,17 +61,26 @@ impl StreamingPolicy {
         Ok(self)
     }
 
-    pub(crate) fn from_options(opts: &[(String, String)], facts: ModelFacts) -> Result<StreamingPolicy, PolicyError> {
-        let mut p = StreamingPolicy { budget: 2048.min(facts.context_length), sinks: 4, chunk: 512 };
+    pub(crate) fn from_options(
+        opts: &[(String, String)],
+        facts: ModelFacts,
+    ) -> Result<StreamingPolicy, PolicyError> {
+        let mut p = StreamingPolicy {
+            budget: 2048.min(facts.context_length),
+            sinks: 4,
+            chunk: 512,
+        };
         for (k, v) in opts {
             match k.as_str() {
                 "budget" => p.budget = positive(INFO.name, k, v)?,
-                "sinks" => p.sinks = v.parse().map_err(|_| PolicyError::BadOption {
-                    policy: INFO.name.into(),
-                    option: k.clone(),
-                    value: v.clone(),
-                    reason: "must be a non-negative integer".into(),
-                })?,
+                "sinks" => {
+                    p.sinks = v.parse().map_err(|_| PolicyError::BadOption {
+                        policy: INFO.name.into(),
+                        option: k.clone(),
+                        value: v.clone(),
+                        reason: "must be a non-negative integer".into(),
+                    })?
+                }
                 "chunk" => p.chunk = positive(INFO.name, k, v)?,
                 _ => unreachable!("parse_options validated the name"),
             }
@@ -62,7 +90,10 @@ impl StreamingPolicy {
                 policy: INFO.name.into(),
                 option: "budget".into(),
                 value: p.budget.to_string(),
-                reason: format!("exceeds the model's trained context {}", facts.context_length),
+                reason: format!(
+                    "exceeds the model's trained context {}",
+                    facts.context_length
+                ),
             });
         }
         p.validated()
@@ -71,7 +102,13 @@ impl StreamingPolicy {
 
 /// Evicts the oldest non-pinned slots so `n_new` more fit in `budget`
 /// (StreamingLLM's evict-for-space). Shared by the window-based policies.
-pub(crate) fn evict_for_space(kv: &mut KvStore, pinned: usize, budget: usize, n_new: usize, policy: &str) -> Result<(), PolicyError> {
+pub(crate) fn evict_for_space(
+    kv: &mut KvStore,
+    pinned: usize,
+    budget: usize,
+    n_new: usize,
+    policy: &str,
+) -> Result<(), PolicyError> {
     let len = kv.len();
     if len + n_new <= budget {
         return Ok(());
@@ -107,7 +144,10 @@ impl CachePolicy for StreamingPolicy {
         let len = kv.len();
         if let Some(w) = ctx.native_window {
             // Native sliding-window layers keep their own window (engine-methods §13.2).
-            return AttnPlan { spans: vec![Span::original(0..len, SpanMask::Window(w))], observe: Vec::new() };
+            return AttnPlan {
+                spans: vec![Span::original(0..len, SpanMask::Window(w))],
+                observe: Vec::new(),
+            };
         }
         let sinks = self.sinks.min(len);
         // Slot renumbering: the window is contiguous up to the chunk, so its slot distances
@@ -118,7 +158,11 @@ impl CachePolicy for StreamingPolicy {
         let sink_pos: Arc<[i64]> = (0..sinks as i64).map(|i| i + shift).collect();
         AttnPlan {
             spans: vec![
-                Span { slots: Slots::Range(0..sinks), pos: KeyPos::Virtual(sink_pos), mask: SpanMask::Causal },
+                Span {
+                    slots: Slots::Range(0..sinks),
+                    pos: KeyPos::Virtual(sink_pos),
+                    mask: SpanMask::Causal,
+                },
                 Span::original(sinks..len, SpanMask::Causal),
             ],
             observe: Vec::new(),

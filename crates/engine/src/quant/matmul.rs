@@ -84,7 +84,9 @@ pub(crate) fn matmul_dequant(
 
     // F32 weights that happen to be 4-byte aligned are used in place.
     #[cfg(target_endian = "little")]
-    if w.ty == GgmlType::F32 && (w.data.as_ptr() as usize) % std::mem::align_of::<f32>() == 0 {
+    if w.ty == GgmlType::F32
+        && (w.data.as_ptr() as usize).is_multiple_of(std::mem::align_of::<f32>())
+    {
         // SAFETY: the pointer is aligned for f32, the length is rows*cols*4 bytes (validated),
         // any bit pattern is a valid f32, and the file is little-endian like this target.
         let wf = unsafe { std::slice::from_raw_parts(w.data.as_ptr() as *const f32, rows * cols) };

@@ -150,7 +150,7 @@ unsafe fn load_y(a: &Q8View<'_>, b: usize) -> __m256i {
 pub(super) fn check_q8(w: &[u8], rb: usize, ts: usize, a: &Q8View<'_>, rows: usize) -> usize {
     let nb = rb / ts;
     assert!(
-        rb % ts == 0
+        rb.is_multiple_of(ts)
             && w.len() == rows * rb
             && a.qs.len() >= nb * 32
             && a.d.len() >= nb
@@ -168,7 +168,7 @@ pub(super) fn check_q8(w: &[u8], rb: usize, ts: usize, a: &Q8View<'_>, rows: usi
 pub(super) fn check_q8k(w: &[u8], rb: usize, ts: usize, a: &Q8KView<'_>, rows: usize) -> usize {
     let nb = rb / ts;
     assert!(
-        rb % ts == 0
+        rb.is_multiple_of(ts)
             && w.len() == rows * rb
             && a.qs.len() >= nb * 256
             && a.d.len() >= nb
