@@ -64,12 +64,35 @@ pub fn load_model(args: &ModelArgs) -> Result<Model> {
     Model::load(&path).with_context(|| format!("loading {}", path.display()))
 }
 
-pub fn make_policy(model: &Model, args: &ModelArgs) -> Result<Box<dyn CachePolicy>> {
+/// Long-context policies `auto` falls back to, best first.
+const AUTO_LONG_POLICIES: &[&str] = &["infllm", "lm-infinite"];
+
+/// The policy name `--policy` means for an input of `needed` tokens (resolving `auto`).
+pub fn policy_name_for(model: &Model, args: &ModelArgs, needed: usize) -> String {
+    if args.policy != "auto" {
+        return args.policy.clone();
+    }
+    if needed <= model.cfg.context_length {
+        return "full".to_string();
+    }
+    AUTO_LONG_POLICIES
+        .iter()
+        .find(|name| REGISTRY.iter().any(|p| p.name == **name))
+        .map_or("full", |name| name)
+        .to_string()
+}
+
+pub fn make_named_policy(model: &Model, name: &str, options: &str) -> Result<Box<dyn CachePolicy>> {
     let facts = ModelFacts {
         n_layers: model.cfg.n_layers,
         context_length: model.cfg.context_length,
     };
-    Ok(build_policy(&args.policy, &args.policy_opt, facts)?)
+    Ok(build_policy(name, options, facts)?)
+}
+
+/// The policy for commands whose input size is not known up front (`auto` = full).
+pub fn make_policy(model: &Model, args: &ModelArgs) -> Result<Box<dyn CachePolicy>> {
+    make_named_policy(model, &policy_name_for(model, args, 0), &args.policy_opt)
 }
 
 pub fn gen_params(g: &GenArgs) -> Result<GenerateParams> {
@@ -302,17 +325,28 @@ pub fn ask(args: &ModelArgs, g: &GenArgs, file: &Path, question: &str) -> Result
     );
     let tokens = chat_tokens(&model, &[ChatMessage::new("user", &content)])?;
     let limit = model.cfg.context_length;
-    if tokens.len() + params.max_tokens > limit && args.policy == "full" {
+    let needed = tokens.len() + params.max_tokens;
+    let policy = policy_name_for(&model, args, needed);
+    if needed > limit && policy == "full" {
         bail!(
             "{} is {} tokens with the question; with room for {} answer tokens that exceeds the model's \
-             trained context of {limit} tokens. Use a shorter document or a long-context policy.",
+             trained context of {limit} tokens. Use a shorter document or a long-context policy \
+             (--policy auto picks one).",
             file.display(),
             tokens.len(),
             params.max_tokens
         );
     }
-    eprintln!("[{} tokens, policy {}]", tokens.len(), args.policy);
-    let mut session = Session::new(&model, make_policy(&model, args)?);
+    let why = if args.policy == "auto" && policy != "full" {
+        format!(" (auto: the document exceeds the {limit}-token trained context)")
+    } else {
+        String::new()
+    };
+    eprintln!("[{} tokens, policy {policy}{why}]", tokens.len());
+    let mut session = Session::new(
+        &model,
+        make_named_policy(&model, &policy, &args.policy_opt)?,
+    );
     run_generation(&mut session, &tokens, &params)?;
     Ok(())
 }
@@ -320,15 +354,16 @@ pub fn ask(args: &ModelArgs, g: &GenArgs, file: &Path, question: &str) -> Result
 pub fn perplexity(args: &ModelArgs, file: &Path, ctx: usize) -> Result<()> {
     let text = read_text(file)?;
     let model = load_model(args)?;
-    if args.policy != "full" {
-        bail!("perplexity supports only --policy full until long-context policies land");
-    }
-    if ctx > model.cfg.context_length {
+    let policy = policy_name_for(&model, args, ctx);
+    if ctx > model.cfg.context_length && policy == "full" {
         bail!(
-            "--ctx {ctx} exceeds the model's trained context {}",
+            "--ctx {ctx} exceeds the model's trained context {} under full attention; \
+             pick a long-context --policy",
             model.cfg.context_length
         );
     }
+    // Validate the policy once up front, then build a fresh one per chunk.
+    make_named_policy(&model, &policy, &args.policy_opt)?;
     let tokens = model.tokenizer.encode(&text, true, false);
     eprintln!(
         "{} tokens, {} chunks of {ctx}",
@@ -340,7 +375,15 @@ pub fn perplexity(args: &ModelArgs, file: &Path, ctx: usize) -> Result<()> {
         ProgressStyle::with_template("[{bar:30}] {pos}/{len} chunks {msg} (eta {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let result = compute_ppl(&model, &tokens, ctx, &full_policy(ctx), |e| {
+    let full = full_policy(ctx);
+    let named = || make_named_policy(&model, &policy, &args.policy_opt).expect("validated above");
+    let factory: &dyn Fn() -> Box<dyn CachePolicy> =
+        if policy == "full" && args.policy_opt.is_empty() {
+            &full
+        } else {
+            &named
+        };
+    let result = compute_ppl(&model, &tokens, ctx, factory, |e| {
         bar.set_position(e.chunks_done as u64);
         bar.set_message(format!("PPL {:.4}", e.ppl));
         bar.suspend(|| eprintln!("[{}] {:.4}", e.chunks_done, e.ppl));

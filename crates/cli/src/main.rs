@@ -23,8 +23,9 @@ pub struct ModelArgs {
     /// Model: a catalogue name (see `longctx model list`) or a path to a GGUF file.
     #[arg(short = 'm', long = "model", default_value = longctx_engine::catalog::DEFAULT_MODEL)]
     pub model: String,
-    /// KV-cache policy (see `longctx policies`).
-    #[arg(long, default_value = "full")]
+    /// KV-cache policy (see `longctx policies`); `auto` = full attention when the input fits
+    /// the model's trained context, a long-context policy when it does not.
+    #[arg(long, default_value = "auto")]
     pub policy: String,
     /// Policy options, `key=value,key=value`.
     #[arg(long = "policy-opt", default_value = "")]

@@ -61,6 +61,7 @@ pub fn bench_speed(
         .file_name()
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_default();
+    let policy = crate::commands::make_policy(&model, args)?.name();
     println!("| model | arch | policy | threads | test | t/s |");
     println!("| --- | --- | --- | ---: | ---: | ---: |");
     let row = |test: String, rates: &[f64]| {
@@ -68,7 +69,7 @@ pub fn bench_speed(
         println!(
             "| {model_name} | {} | {} | {threads} | {test} | {m:.2} ± {s:.2} |",
             model.cfg.arch.name(),
-            args.policy
+            policy
         );
     };
     for &p in prompts {
