@@ -102,6 +102,22 @@ fn check_logits(model: &Model, reference: &Value, tol: f32) {
     );
 }
 
+/// The whole perplexity text tokenizes to exactly llama.cpp's ids.
+fn check_text_tokens(model: &Model, name: &str) {
+    let path =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ppl_tokens.json");
+    let all: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("ppl_tokens.json"))
+        .expect("json");
+    let want = ids(&all[name]["ids"]);
+    let got = model.tokenizer.encode(&common::essays_text(), true, false);
+    let first_diff = got.iter().zip(&want).position(|(a, b)| a != b);
+    assert_eq!(
+        (got.len(), first_diff),
+        (want.len(), None),
+        "{name}: tokenization of the essays differs from llama.cpp"
+    );
+}
+
 fn check_perplexity(model: &Model, reference: &Value) {
     let want = reference["perplexity"]["ppl"].as_f64().expect("ppl");
     let want_tokens = reference["perplexity"]["n_tokens"]
@@ -142,6 +158,11 @@ fn catalogue_model(name: &str) -> Option<Model> {
 }
 
 #[test]
+fn smollm2_tokenizes_the_essays_like_llama_cpp() {
+    check_text_tokens(common::default_model(), "smollm2-135m");
+}
+
+#[test]
 fn smollm2_greedy_matches_llama_cpp() {
     check_greedy(
         common::default_model(),
@@ -168,6 +189,7 @@ fn qwen2_matches_llama_cpp() {
         return;
     };
     let r = &common::reference()["qwen2.5-coder-0.5b"];
+    check_text_tokens(&model, "qwen2.5-coder-0.5b");
     check_perplexity(&model, r);
     check_logits(&model, r, 0.35);
     check_greedy(&model, r, 16);
@@ -180,6 +202,7 @@ fn gemma3_matches_llama_cpp() {
         return;
     };
     let r = &common::reference()["gemma3-270m"];
+    check_text_tokens(&model, "gemma3-270m");
     check_perplexity(&model, r);
     check_logits(&model, r, 0.35);
     check_greedy(&model, r, 16);
