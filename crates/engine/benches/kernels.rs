@@ -1,6 +1,7 @@
 //! Kernel micro-benchmarks (plain `harness = false`, no criterion): mat-vec and prefill
 //! mat-mul at SmolLM2-135M shapes. Run: `cargo bench -p longctx-engine --bench kernels`.
-//! Optional args: `--quick` (shorter runs).
+//! Optional args: `--quick` (shorter runs), `--matvec` (only the mat-vec table and the decode
+//! estimate), `--in-pool` (call the kernels from a rayon worker thread).
 
 use longctx_engine::quant::{
     kernel_name, matmul, matvec, quantize_matrix, GgmlType, MatScratch, QMatrix,
@@ -45,8 +46,22 @@ fn time_it(mut f: impl FnMut(), min_secs: f64, reps: usize) -> f64 {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "--in-pool") {
+        // Run the whole benchmark on a rayon worker, the way an engine that wraps its forward
+        // pass in `ThreadPool::install` calls the kernels (the caller joins the work).
+        let pool = rayon::ThreadPoolBuilder::new()
+            .build()
+            .expect("thread pool");
+        println!("(running inside ThreadPool::install)");
+        return pool.install(run);
+    }
+    run()
+}
+
+fn run() {
     let quick = std::env::args().any(|a| a == "--quick");
     let secs = if quick { 0.2 } else { 1.0 };
+    let matvec_only = std::env::args().any(|a| a == "--matvec");
     println!(
         "kernel set: {}   rayon threads: {}",
         kernel_name(),
@@ -106,6 +121,50 @@ fn main() {
         (1536, 576),
         (576, 1536),
     ];
+    // Decode estimate: every SmolLM2-135M projection once (Q4_1) + the tied Q8_0 lm_head.
+    {
+        let layer = [
+            (576usize, 576usize),
+            (192, 576),
+            (192, 576),
+            (576, 576),
+            (1536, 576),
+            (1536, 576),
+            (576, 1536),
+        ];
+        let mut total = 0.0;
+        for &(rows, cols) in &layer {
+            let data =
+                quantize_matrix(GgmlType::Q4_1, &rand_vec(rows * cols, 9), rows, cols).unwrap();
+            let w = QMatrix::new(GgmlType::Q4_1, rows, cols, &data).unwrap();
+            let x = rand_vec(cols, 10);
+            let mut out = vec![0f32; rows];
+            total += 30.0
+                * time_it(
+                    || matvec(&w, &x, &mut out, &mut scratch).unwrap(),
+                    secs / 2.0,
+                    5,
+                );
+        }
+        let (rows, cols) = (49152usize, 576usize);
+        let data = quantize_matrix(GgmlType::Q8_0, &rand_vec(rows * cols, 11), rows, cols).unwrap();
+        let w = QMatrix::new(GgmlType::Q8_0, rows, cols, &data).unwrap();
+        let x = rand_vec(cols, 12);
+        let mut out = vec![0f32; rows];
+        total += time_it(
+            || matvec(&w, &x, &mut out, &mut scratch).unwrap(),
+            secs / 2.0,
+            5,
+        );
+        println!(
+            "\ndecode estimate, SmolLM2-135M Q4_1 (210 projections + Q8_0 lm_head): {:.2} ms/token = {:.0} tok/s (mat-vecs only)",
+            total * 1e3,
+            1.0 / total
+        );
+    }
+    if matvec_only {
+        return;
+    }
     println!(
         "\nmatmul batch scaling, 1536 x 576 Q4_1 (fixed costs: activation quantization, packing)"
     );
@@ -164,6 +223,32 @@ fn main() {
             "  -> SmolLM2-135M ({ty}) 30 layers x 7 projections, {nt} tokens: {:.1} ms = {:.0} tok/s (projections only)",
             model * 1e3,
             nt as f64 / model
+        );
+    }
+
+    // Qwen2.5-0.5B Q4_K_M-style tensors (ffn_gate/up in Q5_0, ffn_down in Q4_K or Q6_K).
+    println!("\nmatmul, {nt} tokens, Qwen2.5-0.5B shapes");
+    for (ty, rows, cols) in [
+        (GgmlType::Q5_0, 4864usize, 896usize),
+        (GgmlType::Q4_K, 896, 4864),
+        (GgmlType::Q6_K, 896, 4864),
+    ] {
+        let data = quantize_matrix(ty, &rand_vec(rows * cols, 7), rows, cols).unwrap();
+        let w = QMatrix::new(ty, rows, cols, &data).unwrap();
+        let x = rand_vec(nt * cols, 8);
+        let mut out = vec![0f32; nt * rows];
+        let t = time_it(
+            || matmul(&w, &x, nt, &mut out, &mut scratch).unwrap(),
+            secs,
+            5,
+        );
+        println!(
+            "matmul {:>6} x {:<6}             {:<5} {:>8.2} {:>9.1}",
+            rows,
+            cols,
+            ty.name(),
+            t * 1e3,
+            2.0 * (nt * rows * cols) as f64 / t * 1e-9
         );
     }
 }

@@ -329,6 +329,7 @@ impl Model {
                 q_pos: &ws.pos,
                 n_heads: cfg.n_heads,
                 head_dim: hd,
+                rope,
             };
             let plan = policy.plan(&ctx, kv);
             let input = AttnInput {

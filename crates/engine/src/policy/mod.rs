@@ -2,15 +2,20 @@
 //! to. One file per policy; [`REGISTRY`] lists them with their options for the CLI and docs.
 
 mod full;
+mod infllm;
 mod lm_infinite;
+mod quest;
 mod streaming;
 
 pub use full::FullPolicy;
+pub use infllm::InfllmPolicy;
 pub use lm_infinite::LmInfinitePolicy;
+pub use quest::QuestPolicy;
 pub use streaming::StreamingPolicy;
 
 use crate::attention::{AttnPlan, LayerObs};
 use crate::kv::KvStore;
+use crate::model::RopeParams;
 
 /// Errors from building or running a policy.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +67,9 @@ pub struct PlanContext<'a> {
     pub q_pos: &'a [i64],
     pub n_heads: usize,
     pub head_dim: usize,
+    /// The layer's RoPE, for policies that rotate queries themselves (InfLLM's fixed-angle
+    /// retrieval query must use the same rotation as its `FixedDistance` span).
+    pub rope: RopeParams,
 }
 
 /// A KV-cache policy. For each chunk the forward pass calls `before_chunk`, appends the
@@ -105,7 +113,13 @@ pub struct PolicyInfo {
 }
 
 /// Every policy the engine offers, in the order the CLI lists them.
-pub const REGISTRY: &[PolicyInfo] = &[full::INFO, streaming::INFO, lm_infinite::INFO];
+pub const REGISTRY: &[PolicyInfo] = &[
+    full::INFO,
+    streaming::INFO,
+    lm_infinite::INFO,
+    infllm::INFO,
+    quest::INFO,
+];
 
 fn known_names() -> String {
     REGISTRY
@@ -173,6 +187,8 @@ pub fn build_policy(
         "full" => Ok(Box::new(FullPolicy::from_options(&opts, facts)?)),
         "streaming" => Ok(Box::new(StreamingPolicy::from_options(&opts, facts)?)),
         "lm-infinite" => Ok(Box::new(LmInfinitePolicy::from_options(&opts, facts)?)),
+        "infllm" => Ok(Box::new(InfllmPolicy::from_options(&opts, facts)?)),
+        "quest" => Ok(Box::new(QuestPolicy::from_options(&opts, facts)?)),
         _ => Err(PolicyError::Unknown(name.to_string())),
     }
 }

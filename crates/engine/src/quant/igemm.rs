@@ -1,16 +1,23 @@
-//! Prefill int8 GEMM for the 32-block formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) and the 32-element
-//! sub-blocks of Q4_K / Q5_K, on AVX-512 VNNI.
+//! Prefill int8 GEMM for the 32-block formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), the 32-element
+//! sub-blocks of Q4_K / Q5_K, and Q6_K (AVX-512 only), on x86 with AVX-512 VNNI (zmm, 16
+//! rows per instruction), AVX-VNNI (ymm, 8 rows) or plain AVX2 (`maddubs` + `madd`, 8 rows; no
+//! Q8_0 there).
 //!
-//! Why this beats "dequantize + f32 GEMM": weights are repacked per call into 16-row groups
-//! of unsigned bytes, interleaved in 4-byte k-groups, so one `vpdpbusd` computes 64
-//! multiply-adds for 16 rows × 1 token (activation bytes are broadcast). The per-block scale
-//! work (int->float, two FMAs) is then done on 16 (row) lanes at once, so it costs ~1/3 of the
-//! integer work instead of dominating it, and stable Rust's `gemm` crate only has AVX2 f32
-//! kernels. Activations use ggml-cpu's Q8 quantization (what llama.cpp itself multiplies with).
+//! Why this beats "dequantize + f32 GEMM" (~3× on SmolLM2/Qwen shapes, see
+//! `benches/kernels.rs`): weights are repacked per call into 16-row groups of unsigned bytes,
+//! interleaved in 4-byte k-groups, so one `vpdpbusd` computes 64 multiply-adds for 16 rows × 1
+//! token (activation bytes are broadcast). The per-block scale work (int->float, two FMAs) is
+//! then done on 16 (row) lanes at once, so it costs ~1/3 of the integer work instead of
+//! dominating it; and stable Rust's `gemm` crate only has AVX2 f32 kernels. Activations use
+//! ggml-cpu's Q8 quantization (what llama.cpp itself multiplies with). Packing costs about as
+//! much as 3-4 tokens of mat-vec, hence the 4-token threshold in `matmul`.
 //!
 //! Every row is `sum_b dw[r,b] * da[t,b] * sum(u[r,b,:] * qa[t,b,:]) + mw[r,b] * sa[t,b]`,
 //! with `u` the unsigned weight quant and `mw`/`sa` folding in minimums and zero points
 //! (`mw = -8 dw`, `sa = da * sum(qa)` for Q4_0; `mw = m`, `sa = s` for Q4_1; ...).
+
+// Only x86_64 has micro-kernels; elsewhere `available_levels()` is empty and this is unused.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
 use super::dot::ActBuf;
 use super::util::{layout as L, rd_f16, unpack_scales_k4};
@@ -24,34 +31,75 @@ const TT: usize = 8;
 /// Target packed-panel size in bytes (stays in L2 while every token tile streams it).
 const PANEL_BYTES: usize = 1 << 20;
 
-/// Whether [`matmul`] handles this type on this CPU.
-pub(crate) fn supported(ty: GgmlType) -> bool {
-    matches!(
-        ty,
-        GgmlType::Q4_0
-            | GgmlType::Q4_1
-            | GgmlType::Q5_0
-            | GgmlType::Q5_1
-            | GgmlType::Q8_0
-            | GgmlType::Q4_K
-            | GgmlType::Q5_K
-    ) && available()
+/// Which micro-kernel family the int8 GEMM can use on this CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Level {
+    /// 16 rows per `vpdpbusd` zmm (AVX-512 F/BW/VL + VNNI).
+    Avx512Vnni,
+    /// 8 rows per ymm `vpdpbusd` (AVX-VNNI, e.g. Alder Lake and later client cores).
+    AvxVnni,
+    /// 8 rows per ymm with `vpmaddubsw` + `vpmaddwd` (plain AVX2; not for Q8_0, whose
+    /// offset-binary weights could saturate the i16 pair sums).
+    Avx2,
 }
 
-#[cfg(target_arch = "x86_64")]
-fn available() -> bool {
+/// Every level this CPU can run, best first (tests exercise each).
+pub(crate) fn available_levels() -> Vec<Level> {
+    #[allow(unused_mut)]
+    let mut v = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    if super::dot::kernel_name() != "scalar" && super::dot::x86_level() >= 1 {
+        if super::dot::x86_level() >= 2 && is_x86_feature_detected!("avx512vnni") {
+            v.push(Level::Avx512Vnni);
+        }
+        if is_x86_feature_detected!("avxvnni") {
+            v.push(Level::AvxVnni);
+        }
+        v.push(Level::Avx2);
+    }
+    v
+}
+
+/// The best level on this CPU, if any. The environment variable `LONGCTX_IGEMM` (read once)
+/// can pick a lower one for benchmarking: `avx512`, `avxvnni`, `avx2`, or `off` (dequantize +
+/// f32 GEMM instead).
+pub(crate) fn level() -> Option<Level> {
     use std::sync::OnceLock;
-    static OK: OnceLock<bool> = OnceLock::new();
-    *OK.get_or_init(|| {
-        super::dot::x86_level() >= 2
-            && is_x86_feature_detected!("avx512vnni")
-            && super::dot::kernel_name() != "scalar"
+    static L: OnceLock<Option<Level>> = OnceLock::new();
+    *L.get_or_init(|| {
+        let avail = available_levels();
+        let want = match std::env::var("LONGCTX_IGEMM").as_deref() {
+            Ok("off") => return None,
+            Ok("avx512") => Some(Level::Avx512Vnni),
+            Ok("avxvnni") => Some(Level::AvxVnni),
+            Ok("avx2") => Some(Level::Avx2),
+            _ => None,
+        };
+        match want {
+            Some(l) if avail.contains(&l) => Some(l),
+            _ => avail.first().copied(),
+        }
     })
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-fn available() -> bool {
-    false
+/// Whether [`matmul`] handles this type on this CPU.
+pub(crate) fn supported(ty: GgmlType) -> bool {
+    level().is_some_and(|l| supported_at(ty, l))
+}
+
+/// Whether level `l` handles type `ty`.
+pub(crate) fn supported_at(ty: GgmlType, l: Level) -> bool {
+    match ty {
+        GgmlType::Q4_0
+        | GgmlType::Q4_1
+        | GgmlType::Q5_0
+        | GgmlType::Q5_1
+        | GgmlType::Q4_K
+        | GgmlType::Q5_K => true,
+        GgmlType::Q8_0 => l != Level::Avx2,
+        GgmlType::Q6_K => l == Level::Avx512Vnni,
+        _ => false,
+    }
 }
 
 /// Reusable buffers for the int8 GEMM.
@@ -59,6 +107,8 @@ fn available() -> bool {
 pub(crate) struct IgemmScratch {
     acts: ActBuf,
     sa: Vec<f32>,
+    /// Q6_K: activation quants + 128 (as unsigned bytes, stored in i8).
+    au: Vec<i8>,
     wq: Vec<u8>,
     wf: Vec<f32>,
 }
@@ -66,6 +116,24 @@ pub(crate) struct IgemmScratch {
 /// out[t, r] = sum_k x[t, k] * W[r, k]; inputs validated by the caller, all dims non-zero,
 /// `supported(w.ty)` true.
 pub(crate) fn matmul(w: &QMatrix<'_>, x: &[f32], out: &mut [f32], s: &mut IgemmScratch) {
+    if let Some(l) = level() {
+        matmul_at(l, w, x, out, s);
+    }
+}
+
+/// [`matmul`] with an explicit level, which must be one of [`available_levels`] and
+/// `supported_at(w.ty, level)`.
+pub(crate) fn matmul_at(
+    level: Level,
+    w: &QMatrix<'_>,
+    x: &[f32],
+    out: &mut [f32],
+    s: &mut IgemmScratch,
+) {
+    assert!(
+        available_levels().contains(&level) && supported_at(w.ty, level),
+        "igemm level not available for this type/CPU"
+    );
     let (rows, cols) = (w.rows, w.cols);
     let nb = cols / 32;
     s.acts.quantize_q8(x);
@@ -80,8 +148,18 @@ pub(crate) fn matmul(w: &QMatrix<'_>, x: &[f32], out: &mut [f32], s: &mut IgemmS
         &s.sa
     };
 
+    let q6 = w.ty == GgmlType::Q6_K;
+    let aq: &[i8] = if q6 {
+        s.au.resize(a.qs.len(), 0);
+        for (o, &q) in s.au.iter_mut().zip(a.qs) {
+            *o = ((q as u8) ^ 0x80) as i8;
+        }
+        &s.au
+    } else {
+        a.qs
+    };
     let group_bytes = nb * 32 * GR;
-    let group_floats = nb * 2 * GR;
+    let group_floats = nb * floats_per_block(w.ty) * GR;
     let n_groups = rows.div_ceil(GR);
     let groups_per_panel = (PANEL_BYTES / group_bytes).clamp(1, n_groups);
     s.wq.resize(groups_per_panel * group_bytes, 0);
@@ -100,12 +178,23 @@ pub(crate) fn matmul(w: &QMatrix<'_>, x: &[f32], out: &mut [f32], s: &mut IgemmS
             .for_each(|(gi, (q, f))| {
                 let r0 = (g0 + gi) * GR;
                 let nr = GR.min(rows - r0);
-                pack_group(w.ty, &w.data[r0 * rb..(r0 + nr) * rb], rb, nb, q, f);
+                let src = &w.data[r0 * rb..(r0 + nr) * rb];
+                if q6 {
+                    pack_group_q6k(src, rb, nb, q, f);
+                    return;
+                }
+                // SAFETY: every level implies AVX2, FMA and F16C (available_levels).
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    x86::pack_group(w.ty, src, rb, nb, q, f)
+                };
+                #[cfg(not(target_arch = "x86_64"))]
+                pack_group(w.ty, src, rb, nb, q, f);
             });
         let (wq, wf) = (&*wq, &*wf);
         // Multiply: parallel over token tiles, each writing its own rows of `out`.
         out.par_chunks_mut(TT * rows)
-            .zip(a.qs.par_chunks(TT * cols))
+            .zip(aq.par_chunks(TT * cols))
             .zip(a.d.par_chunks(TT * nb))
             .zip(sa.par_chunks(TT * nb))
             .for_each(|(((o, q), d), sa)| {
@@ -123,11 +212,70 @@ pub(crate) fn matmul(w: &QMatrix<'_>, x: &[f32], out: &mut [f32], s: &mut IgemmS
                         r0,
                         nr: GR.min(rows - r0),
                         rows,
+                        level,
+                        q6,
                     };
                     tile.run(o);
                 }
             });
         g0 += ng;
+    }
+}
+
+/// Per-row f32 slots per block in the packed scale array: `[dw, mw]`, or for Q6_K
+/// `[dw_lo, dw_hi, k_lo, k_hi]` (the k are i32 bit patterns).
+fn floats_per_block(ty: GgmlType) -> usize {
+    if ty == GgmlType::Q6_K {
+        4
+    } else {
+        2
+    }
+}
+
+/// Packs up to 16 Q6_K rows. Each 32-element block has two 16-element halves with their own
+/// scale: weights are stored as signed `q - 32`, the activations come in as `qa + 128`
+/// (unsigned), and `k_h = 128 * sum_half(q - 32)` removes the +128 offset exactly:
+/// `sum (qa + 128)(q - 32) - k_h = sum qa (q - 32)`.
+fn pack_group_q6k(rows_data: &[u8], rb: usize, nb: usize, q: &mut [u8], f: &mut [f32]) {
+    let nr = rows_data.len() / rb;
+    if nr < GR {
+        q.fill(0);
+        f.fill(0.0);
+    }
+    let mut v = [0i8; 32];
+    for r in 0..nr {
+        let row = &rows_data[r * rb..(r + 1) * rb];
+        for b in 0..nb {
+            let (sb, j) = (b / 8, b % 8);
+            let blk = &row[sb * L::Q6_K..(sb + 1) * L::Q6_K];
+            let (n, quarter) = (j / 4, j % 4);
+            let ql = &blk[64 * n + 32 * (quarter & 1)..];
+            let qh = &blk[128 + 32 * n..];
+            for l in 0..32 {
+                let lo = (ql[l] >> (4 * (quarter >> 1))) & 0xf;
+                let hi = (qh[l] >> (2 * quarter)) & 3;
+                v[l] = (lo | (hi << 4)) as i8 - 32;
+            }
+            let d = rd_f16(blk, 208);
+            let sc = |g: usize| blk[192 + g] as i8 as f32;
+            let k = |h: usize| {
+                128 * v[16 * h..16 * h + 16]
+                    .iter()
+                    .map(|&x| x as i32)
+                    .sum::<i32>()
+            };
+            let fb = &mut f[b * 4 * GR..(b + 1) * 4 * GR];
+            fb[r] = d * sc(2 * j);
+            fb[GR + r] = d * sc(2 * j + 1);
+            fb[2 * GR + r] = f32::from_bits(k(0) as u32);
+            fb[3 * GR + r] = f32::from_bits(k(1) as u32);
+            let qb = &mut q[b * 32 * GR..(b + 1) * 32 * GR];
+            for g in 0..8 {
+                for i in 0..4 {
+                    qb[g * 4 * GR + 4 * r + i] = v[4 * g + i] as u8;
+                }
+            }
+        }
     }
 }
 
@@ -219,9 +367,18 @@ fn unpack_block(ty: GgmlType, row: &[u8], b: usize, u: &mut [u8; 32]) -> (f32, f
     }
 }
 
+/// Portable packing (reference for the x86 version; used on other targets).
 /// Packs up to 16 rows: `q[b][g][r][4]` (k-group g = 4 consecutive quants) and
 /// `f[b] = [dw; 16] ++ [mw; 16]`; missing rows are zero.
-fn pack_group(ty: GgmlType, rows_data: &[u8], rb: usize, nb: usize, q: &mut [u8], f: &mut [f32]) {
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+pub(crate) fn pack_group(
+    ty: GgmlType,
+    rows_data: &[u8],
+    rb: usize,
+    nb: usize,
+    q: &mut [u8],
+    f: &mut [f32],
+) {
     let nr = rows_data.len() / rb;
     if nr < GR {
         q.fill(0);
@@ -256,6 +413,9 @@ struct Tile<'a> {
     r0: usize,
     nr: usize,
     rows: usize,
+    level: Level,
+    /// Q6_K layout: signed weights, unsigned activations, two 16-element halves per block.
+    q6: bool,
 }
 
 impl Tile<'_> {
@@ -263,7 +423,7 @@ impl Tile<'_> {
         let nb = self.nb;
         assert!(
             self.wq.len() == nb * 32 * GR
-                && self.wf.len() == nb * 2 * GR
+                && self.wf.len() == nb * if self.q6 { 4 } else { 2 } * GR
                 && (1..=TT).contains(&self.nt)
                 && self.aq.len() == self.nt * nb * 32
                 && self.ad.len() == self.nt * nb
@@ -275,17 +435,62 @@ impl Tile<'_> {
         );
         #[cfg(target_arch = "x86_64")]
         {
-            macro_rules! go {
-                ($($n:literal)*) => {
-                    match self.nt {
-                        // SAFETY: `supported()` (checked by the caller) implies the AVX-512 VNNI
-                        // features; all extents were asserted above.
-                        $($n => unsafe { x86::micro::<$n>(self, out) },)*
-                        _ => unreachable!(),
+            if self.q6 {
+                let mut t0 = 0;
+                while t0 < self.nt {
+                    let nt = (self.nt - t0).min(4);
+                    match nt {
+                        // SAFETY: Q6_K is only supported at the AVX-512 VNNI level; extents
+                        // asserted above; t0 + nt <= self.nt.
+                        1 => unsafe { x86::micro_q6k::<1>(self, out, t0) },
+                        2 => unsafe { x86::micro_q6k::<2>(self, out, t0) },
+                        3 => unsafe { x86::micro_q6k::<3>(self, out, t0) },
+                        _ => unsafe { x86::micro_q6k::<4>(self, out, t0) },
                     }
-                };
+                    t0 += nt;
+                }
+                return;
             }
-            go!(1 2 3 4 5 6 7 8);
+            if self.level == Level::Avx512Vnni {
+                macro_rules! go {
+                    ($($n:literal)*) => {
+                        match self.nt {
+                            // SAFETY: this level is only available with the AVX-512 VNNI
+                            // features; all extents were asserted above.
+                            $($n => unsafe { x86::micro::<$n>(self, out) },)*
+                            _ => unreachable!(),
+                        }
+                    };
+                }
+                go!(1 2 3 4 5 6 7 8);
+                return;
+            }
+            // ymm levels: 8-row halves × up to 4 tokens.
+            for h in 0..2 {
+                if self.nr <= 8 * h {
+                    break;
+                }
+                let mut t0 = 0;
+                while t0 < self.nt {
+                    let nt = (self.nt - t0).min(4);
+                    macro_rules! go {
+                        ($f:ident, $($n:literal)*) => {
+                            match nt {
+                                // SAFETY: the level's features were detected (available_levels);
+                                // extents asserted above; t0 + nt <= self.nt, h < 2.
+                                $($n => unsafe { x86::$f::<$n>(self, out, t0, h) },)*
+                                _ => unreachable!(),
+                            }
+                        };
+                    }
+                    if self.level == Level::AvxVnni {
+                        go!(micro_vnni, 1 2 3 4);
+                    } else {
+                        go!(micro_avx2, 1 2 3 4);
+                    }
+                    t0 += nt;
+                }
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = out;
@@ -293,9 +498,196 @@ impl Tile<'_> {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(crate) mod x86 {
     use super::{Tile, GR};
+    use crate::quant::util::{layout as L, unpack_scales_k4};
+    use crate::quant::GgmlType;
     use std::arch::x86_64::*;
+
+    #[inline(always)]
+    unsafe fn nibbles(p: *const u8) -> __m256i {
+        let q = _mm_loadu_si128(p as *const __m128i);
+        let m4 = _mm_set1_epi8(0x0f);
+        _mm256_set_m128i(
+            _mm_and_si128(_mm_srli_epi16::<4>(q), m4),
+            _mm_and_si128(q, m4),
+        )
+    }
+
+    #[inline(always)]
+    unsafe fn rd_u32(p: *const u8) -> u32 {
+        std::ptr::read_unaligned(p as *const u32)
+    }
+
+    /// f16 at `p`, via F16C.
+    #[inline(always)]
+    unsafe fn f16p(p: *const u8) -> f32 {
+        let bits = std::ptr::read_unaligned(p as *const u16);
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+    }
+
+    /// Sets bit 4 of byte i where bit i of `qh` is set.
+    #[inline(always)]
+    unsafe fn q5_high(v: __m256i, qh: u32) -> __m256i {
+        let hb = crate::quant::dot::avx2::bytes_from_bits_32(qh);
+        _mm256_or_si256(v, _mm256_and_si256(hb, _mm256_set1_epi8(0x10)))
+    }
+
+    // SIMD versions of `unpack_block`: (32 unsigned quants, dw, mw) of block `b` of `row`.
+
+    #[inline(always)]
+    unsafe fn un_q4_0(row: *const u8, b: usize) -> (__m256i, f32, f32) {
+        let blk = row.add(b * L::Q4_0);
+        let d = f16p(blk);
+        (nibbles(blk.add(2)), d, -8.0 * d)
+    }
+    #[inline(always)]
+    unsafe fn un_q4_1(row: *const u8, b: usize) -> (__m256i, f32, f32) {
+        let blk = row.add(b * L::Q4_1);
+        (nibbles(blk.add(4)), f16p(blk), f16p(blk.add(2)))
+    }
+    #[inline(always)]
+    unsafe fn un_q5_0(row: *const u8, b: usize) -> (__m256i, f32, f32) {
+        let blk = row.add(b * L::Q5_0);
+        let v = nibbles(blk.add(6));
+        let d = f16p(blk);
+        (
+            _mm256_mask_add_epi8(v, rd_u32(blk.add(2)), v, _mm256_set1_epi8(0x10)),
+            d,
+            -16.0 * d,
+        )
+    }
+    #[inline(always)]
+    unsafe fn un_q5_1(row: *const u8, b: usize) -> (__m256i, f32, f32) {
+        let blk = row.add(b * L::Q5_1);
+        let v = nibbles(blk.add(8));
+        (q5_high(v, rd_u32(blk.add(4))), f16p(blk), f16p(blk.add(2)))
+    }
+    #[inline(always)]
+    unsafe fn un_q8_0(row: *const u8, b: usize) -> (__m256i, f32, f32) {
+        let blk = row.add(b * L::Q8_0);
+        let v = _mm256_loadu_si256(blk.add(2) as *const __m256i);
+        let d = f16p(blk);
+        (_mm256_xor_si256(v, _mm256_set1_epi8(-128)), d, -128.0 * d)
+    }
+    #[inline(always)]
+    unsafe fn un_k<const Q5: bool>(row: *const u8, b: usize) -> (__m256i, f32, f32) {
+        let (sb, j) = (b / 8, b % 8);
+        let blk = row.add(sb * if Q5 { L::Q5_K } else { L::Q4_K });
+        let (sc, mn) = unpack_scales_k4(std::slice::from_raw_parts(blk.add(4), 12));
+        let qoff = if Q5 { 48 } else { 16 } + 32 * (j / 2);
+        let q = _mm256_loadu_si256(blk.add(qoff) as *const __m256i);
+        let q = if j % 2 == 1 {
+            _mm256_srli_epi16::<4>(q)
+        } else {
+            q
+        };
+        let mut u = _mm256_and_si256(q, _mm256_set1_epi8(0x0f));
+        if Q5 {
+            let qh = _mm256_loadu_si256(blk.add(16) as *const __m256i);
+            let bit = _mm256_set1_epi8(1i8 << j);
+            let set = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
+            u = _mm256_or_si256(u, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
+        }
+        (
+            u,
+            f16p(blk) * sc[j] as f32,
+            -(f16p(blk.add(2)) * mn[j] as f32),
+        )
+    }
+
+    /// Transposes 8 rows of 8 dwords and stores column g at `dst + 64 * g` (32 bytes each).
+    #[inline(always)]
+    unsafe fn transpose8_store(r: &[__m256i; 8], dst: *mut u8) {
+        let t0 = _mm256_unpacklo_epi32(r[0], r[1]);
+        let t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+        let t2 = _mm256_unpacklo_epi32(r[2], r[3]);
+        let t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+        let t4 = _mm256_unpacklo_epi32(r[4], r[5]);
+        let t5 = _mm256_unpackhi_epi32(r[4], r[5]);
+        let t6 = _mm256_unpacklo_epi32(r[6], r[7]);
+        let t7 = _mm256_unpackhi_epi32(r[6], r[7]);
+        let u0 = _mm256_unpacklo_epi64(t0, t2);
+        let u1 = _mm256_unpackhi_epi64(t0, t2);
+        let u2 = _mm256_unpacklo_epi64(t1, t3);
+        let u3 = _mm256_unpackhi_epi64(t1, t3);
+        let u4 = _mm256_unpacklo_epi64(t4, t6);
+        let u5 = _mm256_unpackhi_epi64(t4, t6);
+        let u6 = _mm256_unpacklo_epi64(t5, t7);
+        let u7 = _mm256_unpackhi_epi64(t5, t7);
+        let st = |g: usize, v: __m256i| _mm256_storeu_si256(dst.add(64 * g) as *mut __m256i, v);
+        st(0, _mm256_permute2x128_si256::<0x20>(u0, u4));
+        st(4, _mm256_permute2x128_si256::<0x31>(u0, u4));
+        st(1, _mm256_permute2x128_si256::<0x20>(u1, u5));
+        st(5, _mm256_permute2x128_si256::<0x31>(u1, u5));
+        st(2, _mm256_permute2x128_si256::<0x20>(u2, u6));
+        st(6, _mm256_permute2x128_si256::<0x31>(u2, u6));
+        st(3, _mm256_permute2x128_si256::<0x20>(u3, u7));
+        st(7, _mm256_permute2x128_si256::<0x31>(u3, u7));
+    }
+
+    /// Packs up to 16 rows into `q[b][g][r][4]` and `f[b] = [dw; 16] ++ [mw; 16]` (missing rows
+    /// zero): unpack each row's block into a register, then two in-register 8×8 dword
+    /// transposes per block.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn pack_group(
+        ty: GgmlType,
+        rows_data: &[u8],
+        rb: usize,
+        nb: usize,
+        q: &mut [u8],
+        f: &mut [f32],
+    ) {
+        let nr = rows_data.len() / rb;
+        assert!(
+            nr <= GR
+                && q.len() == nb * 32 * GR
+                && f.len() == nb * 2 * GR
+                && rb * nr == rows_data.len()
+        );
+        assert!(
+            ty.row_bytes(nb * 32) == Some(rb),
+            "igemm pack: row bytes do not match the type"
+        );
+        if nr < GR {
+            f.fill(0.0);
+        }
+        let (src, q, f) = (rows_data.as_ptr(), q.as_mut_ptr(), f.as_mut_ptr());
+        match ty {
+            GgmlType::Q4_0 => pack_impl(src, rb, nr, nb, q, f, |p, b| un_q4_0(p, b)),
+            GgmlType::Q4_1 => pack_impl(src, rb, nr, nb, q, f, |p, b| un_q4_1(p, b)),
+            GgmlType::Q5_0 => pack_impl(src, rb, nr, nb, q, f, |p, b| un_q5_0(p, b)),
+            GgmlType::Q5_1 => pack_impl(src, rb, nr, nb, q, f, |p, b| un_q5_1(p, b)),
+            GgmlType::Q8_0 => pack_impl(src, rb, nr, nb, q, f, |p, b| un_q8_0(p, b)),
+            GgmlType::Q4_K => pack_impl(src, rb, nr, nb, q, f, |p, b| un_k::<false>(p, b)),
+            GgmlType::Q5_K => pack_impl(src, rb, nr, nb, q, f, |p, b| un_k::<true>(p, b)),
+            _ => unreachable!("igemm::supported() gates the types"),
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn pack_impl(
+        src: *const u8,
+        rb: usize,
+        nr: usize,
+        nb: usize,
+        q: *mut u8,
+        f: *mut f32,
+        un: impl Fn(*const u8, usize) -> (__m256i, f32, f32),
+    ) {
+        let mut rv = [[_mm256_setzero_si256(); 8]; 2];
+        for b in 0..nb {
+            for r in 0..nr {
+                let (u, dw, mw) = un(src.add(r * rb), b);
+                rv[r / 8][r % 8] = u;
+                *f.add(b * 2 * GR + r) = dw;
+                *f.add(b * 2 * GR + GR + r) = mw;
+            }
+            let qb = q.add(b * 32 * GR);
+            transpose8_store(&rv[0], qb);
+            transpose8_store(&rv[1], qb.add(32));
+        }
+    }
 
     /// 16 rows × T tokens over all blocks; writes `out[t * rows + r0 + r]` for r < nr.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -334,6 +726,123 @@ mod x86 {
         };
         for (t, fa) in facc.iter().enumerate() {
             let p = out.as_mut_ptr().add(t * tile.rows + tile.r0);
+            _mm512_mask_storeu_ps(p, mask, *fa);
+        }
+    }
+
+    /// 8 rows (half `h` of the group) × T tokens starting at tile token `t0`, ymm lanes.
+    #[inline(always)]
+    unsafe fn micro_ymm<D: crate::quant::dot::avx2::Dp, const T: usize>(
+        tile: &Tile<'_>,
+        out: &mut [f32],
+        t0: usize,
+        h: usize,
+    ) {
+        let nb = tile.nb;
+        let cols = nb * 32;
+        let wq = tile.wq.as_ptr().add(32 * h);
+        let wf = tile.wf.as_ptr().add(8 * h);
+        let aq = tile.aq.as_ptr().add(t0 * cols);
+        let (ad, asa) = (
+            tile.ad.as_ptr().add(t0 * nb),
+            tile.asa.as_ptr().add(t0 * nb),
+        );
+        let mut facc = [_mm256_setzero_ps(); T];
+        for b in 0..nb {
+            let mut iacc = [_mm256_setzero_si256(); T];
+            let wb = wq.add(b * 32 * GR);
+            let ab = aq.add(32 * b);
+            for g in 0..8 {
+                let wv = _mm256_loadu_si256(wb.add(64 * g) as *const __m256i);
+                for (t, acc) in iacc.iter_mut().enumerate() {
+                    let av = std::ptr::read_unaligned(ab.add(t * cols + 4 * g) as *const i32);
+                    *acc = D::dp(*acc, wv, _mm256_set1_epi32(av));
+                }
+            }
+            let dw = _mm256_loadu_ps(wf.add(b * 2 * GR));
+            let mw = _mm256_loadu_ps(wf.add(b * 2 * GR + GR));
+            for (t, (fa, ia)) in facc.iter_mut().zip(&iacc).enumerate() {
+                let dd = _mm256_mul_ps(dw, _mm256_set1_ps(*ad.add(t * nb + b)));
+                *fa = _mm256_fmadd_ps(_mm256_cvtepi32_ps(*ia), dd, *fa);
+                *fa = _mm256_fmadd_ps(mw, _mm256_set1_ps(*asa.add(t * nb + b)), *fa);
+            }
+        }
+        let valid = (tile.nr - 8 * h).min(8);
+        for (t, fa) in facc.iter().enumerate() {
+            let p = out.as_mut_ptr().add((t0 + t) * tile.rows + tile.r0 + 8 * h);
+            if valid == 8 {
+                _mm256_storeu_ps(p, *fa);
+            } else {
+                let mut tmp = [0f32; 8];
+                _mm256_storeu_ps(tmp.as_mut_ptr(), *fa);
+                std::ptr::copy_nonoverlapping(tmp.as_ptr(), p, valid);
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn micro_avx2<const T: usize>(
+        tile: &Tile<'_>,
+        out: &mut [f32],
+        t0: usize,
+        h: usize,
+    ) {
+        micro_ymm::<crate::quant::dot::avx2::Madd, T>(tile, out, t0, h)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+    pub(super) unsafe fn micro_vnni<const T: usize>(
+        tile: &Tile<'_>,
+        out: &mut [f32],
+        t0: usize,
+        h: usize,
+    ) {
+        micro_ymm::<crate::quant::dot::avx2::AvxVnni, T>(tile, out, t0, h)
+    }
+
+    /// Q6_K: 16 rows × T tokens starting at tile token `t0`; see `pack_group_q6k`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub(super) unsafe fn micro_q6k<const T: usize>(tile: &Tile<'_>, out: &mut [f32], t0: usize) {
+        let nb = tile.nb;
+        let cols = nb * 32;
+        let wq = tile.wq.as_ptr();
+        let wf = tile.wf.as_ptr();
+        let aq = tile.aq.as_ptr().add(t0 * cols);
+        let ad = tile.ad.as_ptr().add(t0 * nb);
+        let mut facc = [_mm512_setzero_ps(); T];
+        for b in 0..nb {
+            let mut ilo = [_mm512_setzero_si512(); T];
+            let mut ihi = [_mm512_setzero_si512(); T];
+            let wb = wq.add(b * 32 * GR);
+            let ab = aq.add(32 * b);
+            for g in 0..8 {
+                let wv = _mm512_loadu_si512(wb.add(64 * g) as *const __m512i);
+                let acc = if g < 4 { &mut ilo } else { &mut ihi };
+                for (t, a) in acc.iter_mut().enumerate() {
+                    let av = std::ptr::read_unaligned(ab.add(t * cols + 4 * g) as *const i32);
+                    *a = _mm512_dpbusd_epi32(*a, _mm512_set1_epi32(av), wv);
+                }
+            }
+            let fb = wf.add(b * 4 * GR);
+            let dlo = _mm512_loadu_ps(fb);
+            let dhi = _mm512_loadu_ps(fb.add(GR));
+            let klo = _mm512_loadu_si512(fb.add(2 * GR) as *const __m512i);
+            let khi = _mm512_loadu_si512(fb.add(3 * GR) as *const __m512i);
+            for t in 0..T {
+                let da = _mm512_set1_ps(*ad.add(t * nb + b));
+                let lo = _mm512_cvtepi32_ps(_mm512_sub_epi32(ilo[t], klo));
+                let hi = _mm512_cvtepi32_ps(_mm512_sub_epi32(ihi[t], khi));
+                facc[t] = _mm512_fmadd_ps(lo, _mm512_mul_ps(dlo, da), facc[t]);
+                facc[t] = _mm512_fmadd_ps(hi, _mm512_mul_ps(dhi, da), facc[t]);
+            }
+        }
+        let mask: __mmask16 = if tile.nr >= 16 {
+            0xffff
+        } else {
+            (1u16 << tile.nr) - 1
+        };
+        for (t, fa) in facc.iter().enumerate() {
+            let p = out.as_mut_ptr().add((t0 + t) * tile.rows + tile.r0);
             _mm512_mask_storeu_ps(p, mask, *fa);
         }
     }

@@ -1,10 +1,13 @@
-//! Prefill mat-mul (dequantize weight row panels to f32, then an f32 GEMM from the `gemm`
-//! crate) and general strided f32 GEMM helpers for attention.
+//! Prefill mat-mul and general strided f32 GEMM helpers for attention.
 //!
-//! Why dequant + f32 GEMM rather than an int8 (VNNI) GEMM: the per-32-block scales of the ggml
-//! formats force an int->float conversion and a scale FMA for every (row, token, block) triple,
-//! which costs about as many instructions as the f32 FMAs they replace; the dequantization
-//! itself is amortized over all tokens of the batch. See `benches/kernels.rs` for numbers.
+//! Path choice in [`matmul`] (measured with `benches/kernels.rs`, SmolLM2-135M shapes):
+//! - fewer than 4 tokens: the integer mat-vec kernel once per token (no per-call setup);
+//! - Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K (+ Q6_K on AVX-512) on x86 with AVX2 or better: the
+//!   int8 GEMM in `igemm` — about 3× faster than dequantize + f32 GEMM with AVX-512 VNNI,
+//!   because stable Rust's `gemm` crate only has AVX2 f32 micro-kernels while `vpdpbusd` does
+//!   64 MACs per instruction (see `igemm` docs);
+//! - everything else: dequantize weight row panels to f32 (in parallel, into the scratch) and
+//!   run the `gemm` crate's f32 GEMM with rayon parallelism.
 
 use super::dequant::dequantize_row_fast;
 use super::dot::kernels;
@@ -26,9 +29,12 @@ const GEMM_PAR_MIN_MACS: usize = 1 << 18;
 
 /// out = x · Wᵀ: `x` is `[n_tokens × cols]` row-major, `out` is `[n_tokens × rows]`.
 ///
-/// For `n_tokens >= 4` the weights are dequantized in row panels (in parallel) into
-/// `scratch` and multiplied with an f32 GEMM (`gemm` crate, rayon-parallel); smaller batches
-/// run [`super::matvec`]'s integer kernels once per token.
+/// Batches of fewer than 4 tokens run [`super::matvec`]'s integer kernels once per token. Larger
+/// ones use the x86 int8 GEMM where the type has one (activations quantized to Q8 like
+/// llama.cpp does), otherwise the weights are dequantized in row panels into `scratch` and
+/// multiplied with an f32 GEMM (`gemm` crate, rayon-parallel). No allocation once `scratch` is
+/// warm. The environment variable `LONGCTX_IGEMM` (`avx512`, `avxvnni`, `avx2`, `off`) selects
+/// a lower int8 level for benchmarking.
 pub fn matmul(
     w: &QMatrix<'_>,
     x: &[f32],
@@ -67,7 +73,7 @@ pub fn matmul(
 
 /// Whether [`matmul`] takes the int8 (VNNI) GEMM path for this type and batch size.
 pub(crate) fn uses_int8_gemm(ty: GgmlType, n_tokens: usize) -> bool {
-    n_tokens >= 2 && igemm::supported(ty)
+    n_tokens >= MATVEC_MAX_TOKENS && igemm::supported(ty)
 }
 
 /// The dequant + f32 GEMM path (inputs validated, all dimensions non-zero).

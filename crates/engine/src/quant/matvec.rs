@@ -23,7 +23,7 @@ impl MatScratch {
 /// Below this many weight bytes a mat-vec runs on the calling thread (fork/join costs more).
 const PAR_MIN_BYTES: usize = 48 * 1024;
 
-/// out[r] = dot(W[r, :], x) for every row. `x.len() == w.cols`, `out.len() == w.rows`.
+/// `out[r] = dot(W[r, :], x)` for every row. `x.len() == w.cols`, `out.len() == w.rows`.
 ///
 /// Quantizes `x` once into `scratch` (Q8 32-blocks for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0, Q8_K for the
 /// k-quants; F32/F16/BF16 weights use `x` as is), then runs the integer kernel in parallel

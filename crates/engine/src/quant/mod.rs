@@ -1,6 +1,6 @@
 //! Quantized tensor formats (ggml block layouts), dequantization, and the dot-product / mat-vec /
-//! mat-mul kernels with run-time SIMD dispatch (AVX-512 VNNI, AVX2(+AVX-VNNI), portable scalar;
-//! aarch64 currently uses the portable path, which LLVM vectorizes for NEON).
+//! mat-mul kernels with run-time SIMD dispatch (AVX-512 VNNI, AVX2(+AVX-VNNI), NEON for the
+//! Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 dots on aarch64, portable scalar everywhere else).
 //!
 //! API CONTRACT (other modules code against exactly this; implementation may add more):
 //!
@@ -25,15 +25,16 @@
 //! /// out[r] = dot(W[r,:], x) for every row; x.len()==cols, out.len()==rows. Quantizes x once
 //! /// (to the activation format matching ty), then runs the integer kernel, parallel over rows (rayon).
 //! pub fn matvec(w: &QMatrix, x: &[f32], out: &mut [f32], scratch: &mut MatScratch) -> Result<(), QuantError>;
-//! /// Batched: x is [n_tokens × cols] row-major, out is [n_tokens × rows]. Prefill path:
-//! /// dequantize W (in row panels) to f32 and run an f32 GEMM (the `gemm` crate), parallel.
-//! /// (n_tokens below a small threshold runs matvec per token instead.)
+//! /// Batched: x is [n_tokens × cols] row-major, out is [n_tokens × rows]. Prefill path: an
+//! /// int8 GEMM on x86 for the Q4/Q5/Q8 families and Q4_K/Q5_K/Q6_K; otherwise dequantize W
+//! /// (in row panels) to f32 and run an f32 GEMM (the `gemm` crate); both rayon-parallel.
+//! /// (n_tokens < 4 runs matvec per token instead.)
 //! pub fn matmul(w: &QMatrix, x: &[f32], n_tokens: usize, out: &mut [f32], scratch: &mut MatScratch) -> Result<(), QuantError>;
 //! /// f32 helpers for attention: out[m×n] = a[m×k] · b_tᵀ (b_t is [n×k]), and the fully strided form.
 //! pub fn matmul_f32(a: &[f32], b_t: &[f32], out: &mut [f32], m: usize, n: usize, k: usize) -> Result<(), QuantError>;
 //! pub fn gemm_f32(a: MatF32, b: MatF32, out: MatF32Mut, alpha: f32, accumulate: bool, threads: usize) -> Result<(), QuantError>;
 //! pub struct MatScratch { reusable buffers; Default }
-//! pub fn kernel_name() -> &'static str;   // which SIMD path was selected ("avx512-vnni", "avx2-vnni", "avx2", "scalar")
+//! pub fn kernel_name() -> &'static str;   // which SIMD path was selected ("avx512-vnni", "avx2-vnni", "avx2", "neon", "scalar")
 //! pub enum QuantError { thiserror }
 //! ```
 
@@ -48,6 +49,8 @@ mod util;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_golden;
 
 pub use dequant::dequantize_row;
 pub use dot::kernel_name;

@@ -1,8 +1,8 @@
-//! Tests for the quant module: hand-checked blocks, llama.cpp golden vectors, quantization
-//! round trips, every SIMD kernel set against the scalar reference, matvec/matmul against naive
-//! f32 math, and error reporting on bad input.
+//! Tests for the quant module: hand-checked blocks, quantization round trips, every SIMD kernel
+//! set against the scalar reference, matvec/matmul against naive f32 math, and error reporting
+//! on bad input. The llama.cpp golden-vector tests live in `tests_golden.rs`.
 
-use super::dot::{available_kernels, scalar_kernels, ActBuf, Kernels, Q8KView, RowKernel};
+use super::dot::{available_kernels, scalar_kernels, ActBuf, Kernels, RowKernel};
 use super::util::{f16_to_f32, f32_to_f16};
 use super::*;
 use rand::rngs::StdRng;
@@ -24,7 +24,7 @@ const WEIGHT_TYPES: [GgmlType; 13] = [
     GgmlType::Q6_K,
 ];
 
-fn randn(rng: &mut StdRng, n: usize) -> Vec<f32> {
+pub(super) fn randn(rng: &mut StdRng, n: usize) -> Vec<f32> {
     (0..n)
         .map(|_| {
             // Sum of uniforms: roughly normal, with an occasional outlier like real weights.
@@ -38,13 +38,13 @@ fn randn(rng: &mut StdRng, n: usize) -> Vec<f32> {
         .collect()
 }
 
-fn quant(ty: GgmlType, x: &[f32]) -> Vec<u8> {
+pub(super) fn quant(ty: GgmlType, x: &[f32]) -> Vec<u8> {
     let mut q = vec![0u8; ty.row_bytes(x.len()).unwrap()];
     quantize_row(ty, x, &mut q).unwrap();
     q
 }
 
-fn dequant(ty: GgmlType, q: &[u8], n: usize) -> Vec<f32> {
+pub(super) fn dequant(ty: GgmlType, q: &[u8], n: usize) -> Vec<f32> {
     let mut y = vec![0f32; n];
     dequantize_row(ty, q, &mut y).unwrap();
     y
@@ -177,180 +177,6 @@ fn hand_matvec_q8_0() {
     for r in 0..2 {
         let want: f32 = deq[r * 32..r * 32 + 32].iter().sum::<f32>() * xq;
         assert!((out[r] - want).abs() < 1e-5, "{} vs {}", out[r], want);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// llama.cpp golden vectors (testdata/gen_golden.py)
-
-struct Golden {
-    x: Vec<f32>,
-    y: Vec<f32>,
-    recs: Vec<(GgmlType, Vec<u8>, Vec<f32>, f32, Vec<u8>)>,
-}
-
-fn golden() -> Golden {
-    let b: &[u8] = include_bytes!("testdata/ggml_golden.bin");
-    let mut p = 0usize;
-    let mut take = |n: usize| {
-        let s = &b[p..p + n];
-        p += n;
-        s
-    };
-    assert_eq!(take(4), b"LCQG");
-    let u32_ = |s: &[u8]| u32::from_le_bytes(s.try_into().unwrap());
-    assert_eq!(u32_(take(4)), 1);
-    let n = u32_(take(4)) as usize;
-    let f32s = |s: &[u8]| -> Vec<f32> {
-        s.chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect()
-    };
-    let x = f32s(take(4 * n));
-    let y = f32s(take(4 * n));
-    let count = u32_(take(4));
-    let mut recs = Vec::new();
-    for _ in 0..count {
-        let ty = GgmlType::from_u32(u32_(take(4))).unwrap();
-        let nb = u32_(take(4)) as usize;
-        let q = take(nb).to_vec();
-        let deq = f32s(take(4 * n));
-        let dot = f32::from_le_bytes(take(4).try_into().unwrap());
-        let anb = u32_(take(4)) as usize;
-        let act = take(anb).to_vec();
-        recs.push((ty, q, deq, dot, act));
-    }
-    Golden { x, y, recs }
-}
-
-/// Parses ggml Q8_0/Q8_1 activation bytes into the kernel's activation layout.
-fn acts_from_ggml_q8(bytes: &[u8], ts: usize) -> (Vec<i8>, Vec<f32>, Vec<f32>, Vec<i32>) {
-    let (mut qs, mut d, mut s, mut isum) = (vec![], vec![], vec![], vec![]);
-    for blk in bytes.chunks_exact(ts) {
-        let off = ts - 32;
-        let q: Vec<i8> = blk[off..].iter().map(|&v| v as i8).collect();
-        d.push(f16_to_f32(u16::from_le_bytes([blk[0], blk[1]])));
-        s.push(if ts == 36 {
-            f16_to_f32(u16::from_le_bytes([blk[2], blk[3]]))
-        } else {
-            0.0
-        });
-        isum.push(q.iter().map(|&v| v as i32).sum());
-        qs.extend(q);
-    }
-    (qs, d, s, isum)
-}
-
-fn acts_from_ggml_q8k(bytes: &[u8]) -> (Vec<i8>, Vec<f32>, Vec<i16>) {
-    let (mut qs, mut d, mut bs) = (vec![], vec![], vec![]);
-    for blk in bytes.chunks_exact(292) {
-        d.push(f32::from_le_bytes(blk[0..4].try_into().unwrap()));
-        qs.extend(blk[4..260].iter().map(|&v| v as i8));
-        bs.extend(
-            blk[260..292]
-                .chunks_exact(2)
-                .map(|c| i16::from_le_bytes([c[0], c[1]])),
-        );
-    }
-    (qs, d, bs)
-}
-
-#[test]
-fn golden_quantize_matches_ggml_ref_bytes() {
-    let g = golden();
-    for (ty, q, _, _, _) in &g.recs {
-        let mine = quant(*ty, &g.x);
-        let diff = mine.iter().zip(q).filter(|(a, b)| a != b).count();
-        assert_eq!(
-            diff,
-            0,
-            "{ty}: {diff} of {} bytes differ from ggml's reference quantizer",
-            q.len()
-        );
-    }
-}
-
-#[test]
-fn golden_dequantize_matches_ggml() {
-    let g = golden();
-    for (ty, q, deq, _, _) in &g.recs {
-        let mine = dequant(*ty, q, g.x.len());
-        for (i, (a, b)) in mine.iter().zip(deq).enumerate() {
-            // Bit-exact except possibly for FMA contraction in the C build (1 ulp).
-            assert!(
-                (a - b).abs() <= b.abs() * 2e-7 + 1e-30,
-                "{ty}[{i}]: {a} vs {b}"
-            );
-        }
-    }
-}
-
-#[test]
-fn golden_activation_quantization_matches_ggml() {
-    let g = golden();
-    let mut buf = ActBuf::default();
-    for (ty, _, _, _, act) in &g.recs {
-        match ty.block_size() {
-            32 => {
-                let ts = act.len() / (g.y.len() / 32);
-                let (qs, d, s, _) = acts_from_ggml_q8(act, ts);
-                buf.quantize_q8(&g.y);
-                let v = buf.q8();
-                assert_eq!(v.qs, &qs[..], "{ty}");
-                assert_eq!(v.d, &d[..], "{ty}");
-                if ts == 36 {
-                    for (a, b) in v.s.iter().zip(&s) {
-                        assert!((a - b).abs() <= b.abs() * 1e-3 + 1e-6, "{ty}: s {a} vs {b}");
-                    }
-                }
-            }
-            _ => {
-                let (qs, d, bs) = acts_from_ggml_q8k(act);
-                buf.quantize_q8k(&g.y);
-                let v = buf.q8k();
-                assert_eq!(v.qs, &qs[..], "{ty}");
-                assert_eq!(v.d, &d[..], "{ty}");
-                assert_eq!(v.bsums, &bs[..], "{ty}");
-            }
-        }
-    }
-}
-
-#[test]
-fn golden_dot_matches_ggml_for_every_kernel_set() {
-    let g = golden();
-    let n = g.x.len();
-    for ks in available_kernels() {
-        for (ty, q, deq, want, act) in &g.recs {
-            let mut out = [0f32];
-            let scale: f32 = deq.iter().zip(&g.y).map(|(a, b)| (a * b).abs()).sum();
-            match ks.for_type(*ty).unwrap() {
-                RowKernel::Q8(f) => {
-                    let ts = act.len() / (n / 32);
-                    let (qs, d, s, isum) = acts_from_ggml_q8(act, ts);
-                    let mut buf = ActBuf::default();
-                    buf.set_q8(&qs, &d, &s, &isum);
-                    f(q, q.len(), &buf.q8(), &mut out);
-                }
-                RowKernel::Q8K(f) => {
-                    let (qs, d, bs) = acts_from_ggml_q8k(act);
-                    let v = Q8KView {
-                        qs: &qs,
-                        d: &d,
-                        bsums: &bs,
-                    };
-                    f(q, q.len(), &v, &mut out);
-                }
-                RowKernel::F32(_) => unreachable!(),
-            }
-            assert!(
-                (out[0] - want).abs() <= 2e-5 * scale,
-                "{} {ty}: {} vs ggml {} (scale {scale})",
-                ks.name,
-                out[0],
-                want
-            );
-        }
     }
 }
 
@@ -668,56 +494,137 @@ fn matmul_matches_naive() {
 }
 
 #[test]
-fn int8_gemm_matches_per_token_kernels() {
-    // Same activation quantization on both sides, so only float summation order differs.
+fn matmul_f32_weights_unaligned() {
+    // F32 weights not 4-byte aligned take the dequantize path instead of the in-place one.
+    let mut rng = StdRng::seed_from_u64(27);
+    let (rows, cols, nt) = (20usize, 48usize, 6usize);
+    let wf = randn(&mut rng, rows * cols);
+    let mut buf = vec![0u8; rows * cols * 4 + 1];
+    buf[1..].copy_from_slice(&quantize_matrix(GgmlType::F32, &wf, rows, cols).unwrap());
+    let w = QMatrix::new(GgmlType::F32, rows, cols, &buf[1..]).unwrap();
+    let x = randn(&mut rng, nt * cols);
+    let mut out = vec![0f32; nt * rows];
+    matmul(&w, &x, nt, &mut out, &mut MatScratch::new()).unwrap();
+    let want = naive_xwt(&wf, rows, cols, &x, nt);
+    let mag = mags(&wf, rows, cols, &x, nt);
+    for i in 0..nt * rows {
+        assert!((out[i] - want[i]).abs() <= 1e-5 * mag[i] + 1e-6);
+    }
+}
+
+#[test]
+fn int8_gemm_every_level_matches_reference() {
+    // Every level against an exact reference with the same Q8 32-block activation
+    // quantization (for Q4_1/Q5_1, whose min term uses ggml's rounded `s`: the row kernels).
+    use super::igemm::{available_levels, matmul_at, supported_at, IgemmScratch};
     let mut rng = StdRng::seed_from_u64(25);
-    let mut scratch = MatScratch::new();
     let ks = scalar_kernels();
     let mut acts = ActBuf::default();
+    let mut s = IgemmScratch::default();
+    let types = [
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
+        GgmlType::Q6_K,
+    ];
+    for ty in types {
+        let shapes: &[(usize, usize, usize)] = if ty.block_size() == 256 {
+            &[(16, 256, 4), (37, 512, 9), (100, 768, 16)]
+        } else {
+            &[(16, 32, 4), (37, 96, 9), (100, 576, 16), (3000, 64, 11)]
+        };
+        for &(rows, cols, nt) in shapes {
+            let data = quantize_matrix(ty, &randn(&mut rng, rows * cols), rows, cols).unwrap();
+            let w = QMatrix::new(ty, rows, cols, &data).unwrap();
+            let x = randn(&mut rng, nt * cols);
+            let wd = dequant_matrix(&w);
+            let mag = mags(&wd, rows, cols, &x, nt);
+            for level in available_levels() {
+                if !supported_at(ty, level) {
+                    continue;
+                }
+                let mut out = vec![0f32; nt * rows];
+                matmul_at(level, &w, &x, &mut out, &mut s);
+                let want: Vec<f32> = if matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1) {
+                    // The min term uses ggml's f16-rounded `s`: compare with the row kernels.
+                    let rb = data.len() / rows;
+                    let mut want = vec![0f32; nt * rows];
+                    for t in 0..nt {
+                        let xt = &x[t * cols..(t + 1) * cols];
+                        run_kernel(
+                            &ks,
+                            ty,
+                            &data,
+                            rb,
+                            &mut acts,
+                            xt,
+                            &mut want[t * rows..(t + 1) * rows],
+                        );
+                    }
+                    want
+                } else {
+                    // Exact: dequantized weights times the dequantized Q8 activations.
+                    acts.quantize_q8(&x);
+                    let v = acts.q8();
+                    let xa: Vec<f64> = (0..nt * cols)
+                        .map(|i| v.qs[i] as f64 * v.d[i / 32] as f64)
+                        .collect();
+                    let mut want = vec![0f32; nt * rows];
+                    for t in 0..nt {
+                        for r in 0..rows {
+                            want[t * rows + r] = (0..cols)
+                                .map(|k| wd[r * cols + k] as f64 * xa[t * cols + k])
+                                .sum::<f64>()
+                                as f32;
+                        }
+                    }
+                    want
+                };
+                for i in 0..nt * rows {
+                    assert!(
+                        (out[i] - want[i]).abs() <= 1e-5 * mag[i] + 1e-5,
+                        "{level:?} {ty} {rows}x{cols} nt={nt} i={i}: {} vs {}",
+                        out[i],
+                        want[i]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn int8_gemm_simd_packing_matches_portable() {
+    let mut rng = StdRng::seed_from_u64(26);
     for ty in [
         GgmlType::Q4_0,
         GgmlType::Q4_1,
         GgmlType::Q5_0,
         GgmlType::Q5_1,
         GgmlType::Q8_0,
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
     ] {
-        for &(rows, cols, nt) in &[
-            (16usize, 32usize, 2usize),
-            (37, 96, 9),
-            (100, 576, 16),
-            (3000, 64, 11),
-        ] {
-            if !matmul::uses_int8_gemm(ty, nt) {
-                return;
-            }
-            let data = quantize_matrix(ty, &randn(&mut rng, rows * cols), rows, cols).unwrap();
-            let w = QMatrix::new(ty, rows, cols, &data).unwrap();
-            let x = randn(&mut rng, nt * cols);
-            let mut out = vec![0f32; nt * rows];
-            matmul(&w, &x, nt, &mut out, &mut scratch).unwrap();
-            let rb = data.len() / rows;
-            let wd = dequant_matrix(&w);
-            let mag = mags(&wd, rows, cols, &x, nt);
-            for t in 0..nt {
-                let mut want = vec![0f32; rows];
-                run_kernel(
-                    &ks,
-                    ty,
-                    &data,
-                    rb,
-                    &mut acts,
-                    &x[t * cols..(t + 1) * cols],
-                    &mut want,
-                );
-                for r in 0..rows {
-                    let got = out[t * rows + r];
-                    assert!(
-                        (got - want[r]).abs() <= 1e-5 * mag[t * rows + r] + 1e-5,
-                        "{ty} {rows}x{cols} nt={nt} t={t} r={r}: {got} vs {}",
-                        want[r]
-                    );
-                }
-            }
+        if super::igemm::available_levels().is_empty() {
+            return;
+        }
+        for nr in [16usize, 5] {
+            let cols = 512;
+            let nb = cols / 32;
+            let data = quantize_matrix(ty, &randn(&mut rng, nr * cols), nr, cols).unwrap();
+            let rb = data.len() / nr;
+            let (mut q1, mut f1) = (vec![7u8; nb * 512], vec![7f32; nb * 32]);
+            let (mut q2, mut f2) = (vec![9u8; nb * 512], vec![9f32; nb * 32]);
+            super::igemm::pack_group(ty, &data, rb, nb, &mut q1, &mut f1);
+            // SAFETY: any available level implies the AVX2/FMA/F16C features the packer needs.
+            unsafe { super::igemm::x86::pack_group(ty, &data, rb, nb, &mut q2, &mut f2) };
+            assert_eq!(q1, q2, "{ty} nr={nr}");
+            assert_eq!(f1, f2, "{ty} nr={nr}");
         }
     }
 }

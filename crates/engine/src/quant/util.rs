@@ -99,6 +99,7 @@ pub(crate) fn unpack_scales_k4(q: &[u8]) -> ([u8; 8], [u8; 8]) {
 /// Unpacks Q4_K/Q5_K scales with ggml's word-parallel trick: bytes 0..8 of the result are the
 /// eight 6-bit scales, bytes 8..16 the eight 6-bit mins (same values as [`scale_min_k4`]).
 #[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn unpack_scales_k4_words(q: &[u8]) -> [u32; 4] {
     const KMASK1: u32 = 0x3f3f_3f3f;
     const KMASK2: u32 = 0x0f0f_0f0f;
@@ -190,7 +191,7 @@ mod tests {
 
     #[test]
     fn bf16_round_trip() {
-        for &x in &[0.0f32, 1.0, -2.5, 3.1415927, 1e-30, 6.5e4, f32::INFINITY] {
+        for &x in &[0.0f32, 1.0, -2.5, 3.25, 1e-30, 6.5e4, f32::INFINITY] {
             let y = bf16_to_f32(f32_to_bf16(x));
             assert!(x == y || (x - y).abs() <= x.abs() / 128.0, "{x} {y}");
         }

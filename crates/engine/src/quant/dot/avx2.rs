@@ -7,7 +7,7 @@ use crate::quant::util::layout as L;
 use std::arch::x86_64::*;
 
 /// u8 × i8 pairwise products summed into i32 lanes.
-pub(super) trait Dp {
+pub(crate) trait Dp {
     /// `acc + sum of four adjacent u[i]*s[i]` per i32 lane. `u` must stay below 128 for the
     /// `maddubs` implementation to never saturate when `|s| <= 127`... (nibbles, or |w| <= 128
     /// with the sign trick, which keeps each i16 pair sum within range).
@@ -15,7 +15,7 @@ pub(super) trait Dp {
 }
 
 /// Plain AVX2: `maddubs` to i16 pairs, then `madd` with ones.
-pub(super) struct Madd;
+pub(crate) struct Madd;
 impl Dp for Madd {
     #[inline(always)]
     unsafe fn dp(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
@@ -25,7 +25,7 @@ impl Dp for Madd {
 }
 
 /// AVX-VNNI (Alder Lake and later client cores).
-pub(super) struct AvxVnni;
+pub(crate) struct AvxVnni;
 impl Dp for AvxVnni {
     #[inline(always)]
     unsafe fn dp(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
@@ -123,7 +123,7 @@ pub(super) unsafe fn nibbles_32(p: *const u8) -> __m256i {
 
 /// Bit i of `x` -> 0xFF in byte i (i < 32), else 0.
 #[inline(always)]
-pub(super) unsafe fn bytes_from_bits_32(x: u32) -> __m256i {
+pub(crate) unsafe fn bytes_from_bits_32(x: u32) -> __m256i {
     let shuf = _mm256_set_epi64x(
         0x0303_0303_0303_0303,
         0x0202_0202_0202_0202,
@@ -172,7 +172,8 @@ pub(super) fn check_q8k(w: &[u8], rb: usize, ts: usize, a: &Q8KView<'_>, rows: u
             && w.len() == rows * rb
             && a.qs.len() >= nb * 256
             && a.d.len() >= nb
-            && a.bsums.len() >= nb * 16,
+            && a.bsums.len() >= nb * 16
+            && a.bsums2.len() >= nb * 8,
         "quant kernel called with inconsistent lengths"
     );
     nb
@@ -326,13 +327,12 @@ q8k_kernel!(q4_k, q4_k_inner, row_q4_k, L::Q4_K);
 q8k_kernel!(q5_k, q5_k_inner, row_q5_k, L::Q5_K);
 q8k_kernel!(q6_k, q6_k_inner, row_q6_k, L::Q6_K);
 
-/// `sum_j bsums[j] * mins[j / 2]` as 4 i32 lanes (mins are the 8 bytes at `mins`).
+/// `sum_j bsums2[j] * mins[j]` as 4 i32 lanes (mins are the 8 bytes at `mins`, `bsums2` the
+/// eight per-32 activation sums).
 #[inline(always)]
-pub(super) unsafe fn mins_dot(mins: *const u8, bsums: *const i16) -> __m128i {
+pub(super) unsafe fn mins_dot(mins: *const u8, bsums2: *const i16) -> __m128i {
     let m16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(mins as *const __m128i));
-    let b0 = _mm_loadu_si128(bsums as *const __m128i);
-    let b1 = _mm_loadu_si128(bsums.add(8) as *const __m128i);
-    _mm_madd_epi16(m16, _mm_hadd_epi16(b0, b1))
+    _mm_madd_epi16(m16, _mm_loadu_si128(bsums2 as *const __m128i))
 }
 
 #[inline(always)]
@@ -347,7 +347,7 @@ unsafe fn row_q4_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
         let words =
             crate::quant::util::unpack_scales_k4_words(std::slice::from_raw_parts(blk.add(4), 12));
         let sc = words.as_ptr() as *const u8;
-        let md = mins_dot(sc.add(8), a.bsums.as_ptr().add(16 * b));
+        let md = mins_dot(sc.add(8), a.bsums2.as_ptr().add(8 * b));
         accm = _mm_fmadd_ps(_mm_cvtepi32_ps(md), _mm_set1_ps(dmin * dy), accm);
         let y = a.qs.as_ptr().add(256 * b);
         let mut sumi = _mm256_setzero_si256();
@@ -385,7 +385,7 @@ unsafe fn row_q5_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
         let words =
             crate::quant::util::unpack_scales_k4_words(std::slice::from_raw_parts(blk.add(4), 12));
         let sc = words.as_ptr() as *const u8;
-        let md = mins_dot(sc.add(8), a.bsums.as_ptr().add(16 * b));
+        let md = mins_dot(sc.add(8), a.bsums2.as_ptr().add(8 * b));
         accm = _mm_fmadd_ps(_mm_cvtepi32_ps(md), _mm_set1_ps(dmin * dy), accm);
         let qh = _mm256_loadu_si256(blk.add(16) as *const __m256i);
         let y = a.qs.as_ptr().add(256 * b);

@@ -160,6 +160,34 @@ unsafe fn row_pairs<const TS: usize, const SINGLE: bool, const USE_DS: bool>(
     let mut acc1 = _mm512_setzero_ps();
     let mut cacc = _mm_setzero_ps();
     let mut b = 0;
+    // Eight blocks per step: one gather + one conversion for all eight blocks' scales.
+    let mut cacc8 = _mm512_setzero_ps();
+    let ts = TS as i32;
+    let offs = _mm256_setr_epi32(0, ts, 2 * ts, 3 * ts, 4 * ts, 5 * ts, 6 * ts, 7 * ts);
+    while b + 8 <= nb {
+        let b0 = row.add(b * TS);
+        // In bounds: block b + 7 exists, and every block is at least 4 bytes long.
+        let raw = _mm256_i32gather_epi32::<1>(b0 as *const i32, offs);
+        let raw = if SINGLE {
+            let lo = _mm256_and_si256(raw, _mm256_set1_epi32(0xffff));
+            _mm256_or_si256(lo, _mm256_slli_epi32::<16>(lo))
+        } else {
+            raw
+        };
+        let p = _mm512_mul_ps(_mm512_cvtph_ps(raw), _mm512_loadu_ps(act.add(2 * b)));
+        cacc8 = _mm512_add_ps(cacc8, p);
+        for k in 0..4 {
+            let dd =
+                _mm512_permutexvar_ps(_mm512_add_epi32(idx, _mm512_set1_epi32(4 * k as i32)), p);
+            let d = _mm512_cvtepi32_ps(dot2(b0.add(2 * k * TS), b + 2 * k));
+            if k % 2 == 0 {
+                acc0 = _mm512_fmadd_ps(d, dd, acc0);
+            } else {
+                acc1 = _mm512_fmadd_ps(d, dd, acc1);
+            }
+        }
+        b += 8;
+    }
     macro_rules! step {
         ($acc:ident) => {{
             let b0 = row.add(b * TS);
@@ -179,7 +207,8 @@ unsafe fn row_pairs<const TS: usize, const SINGLE: bool, const USE_DS: bool>(
     }
     let mut sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
     let mut c = _mm_cvtss_f32(_mm_movehdup_ps(cacc))
-        + _mm_cvtss_f32(_mm_movehl_ps(cacc, _mm_movehdup_ps(cacc)));
+        + _mm_cvtss_f32(_mm_movehl_ps(cacc, _mm_movehdup_ps(cacc)))
+        + _mm512_mask_reduce_add_ps(0xaaaa, cacc8);
     if b < nb {
         let b0 = row.add(b * TS);
         let (wd, wm) = if SINGLE {
@@ -272,25 +301,24 @@ unsafe fn row_q5_1(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
 
 #[inline(always)]
 unsafe fn row_q8_0(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
-    // |w| (as u8) times activations negated where w < 0: exact i8×i8 products. The c lanes
-    // (d * d_a * isum) are multiplied by 0.
+    // (w + 128) as u8 times the activations, minus 128 * d * sum(activation quants) per block
+    // (the c lanes): exact integer products with a single xor of preparation.
     row_pairs::<{ L::Q8_0 }, true, false>(
         row,
         nb,
         a,
-        0.0,
+        -128.0,
         |b0, b| {
             let w0 = _mm256_loadu_si256(b0.add(2) as *const __m256i);
             let w1 = _mm256_loadu_si256(b0.add(L::Q8_0 + 2) as *const __m256i);
             let wq = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(w0), w1);
-            let y = load_y2(a, b);
-            let s = _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(wq), _mm512_setzero_si512(), y);
-            _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(wq), s)
+            let u = _mm512_xor_si512(wq, _mm512_set1_epi8(-128));
+            _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, load_y2(a, b))
         },
         |b0, b| {
             let wq = _mm256_loadu_si256(b0.add(2) as *const __m256i);
-            let s = _mm256_sign_epi8(load_y1(a, b), wq);
-            _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(wq), s)
+            let u = _mm256_xor_si256(wq, _mm256_set1_epi8(-128));
+            _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, load_y1(a, b))
         },
     )
 }
@@ -321,7 +349,7 @@ unsafe fn row_q4_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
         let words =
             crate::quant::util::unpack_scales_k4_words(std::slice::from_raw_parts(blk.add(4), 12));
         let sc = words.as_ptr() as *const u8;
-        let md = mins_dot(sc.add(8), a.bsums.as_ptr().add(16 * b));
+        let md = mins_dot(sc.add(8), a.bsums2.as_ptr().add(8 * b));
         accm = _mm_fmadd_ps(_mm_cvtepi32_ps(md), _mm_set1_ps(dmin * dy), accm);
         let sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64(sc as *const __m128i)));
         let y = a.qs.as_ptr().add(256 * b);
@@ -342,7 +370,7 @@ unsafe fn row_q4_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
 #[inline(always)]
 unsafe fn row_q5_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
     let m4 = _mm512_set1_epi8(0x0f);
-    let one = _mm512_set1_epi8(1);
+    let x10 = _mm512_set1_epi8(0x10);
     let nib_shift = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
     let mut acc = _mm512_setzero_ps();
     let mut accm = _mm_setzero_ps();
@@ -353,7 +381,7 @@ unsafe fn row_q5_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
         let words =
             crate::quant::util::unpack_scales_k4_words(std::slice::from_raw_parts(blk.add(4), 12));
         let sc = words.as_ptr() as *const u8;
-        let md = mins_dot(sc.add(8), a.bsums.as_ptr().add(16 * b));
+        let md = mins_dot(sc.add(8), a.bsums2.as_ptr().add(8 * b));
         accm = _mm_fmadd_ps(_mm_cvtepi32_ps(md), _mm_set1_ps(dmin * dy), accm);
         let sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64(sc as *const __m128i)));
         let qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(blk.add(16) as *const __m256i));
@@ -362,11 +390,15 @@ unsafe fn row_q5_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
         for c in 0..4 {
             let q =
                 _mm512_broadcast_i64x4(_mm256_loadu_si256(blk.add(48 + 32 * c) as *const __m256i));
-            let q = _mm512_and_si512(_mm512_srlv_epi64(q, nib_shift), m4);
-            let (s0, s1) = (2 * c as i64, 2 * c as i64 + 1);
-            let hs = _mm512_set_epi64(s1, s1, s1, s1, s0, s0, s0, s0);
-            let h = _mm512_and_si512(_mm512_srlv_epi64(qh, hs), one);
-            let q = _mm512_or_si512(q, _mm512_slli_epi16::<4>(h));
+            // High bit of sub-block 2c (2c + 1) is qh bit 2c (2c + 1): rotate it to bit 4
+            // (rotation keeps every byte's bits inside the byte for these counts).
+            let (r0, r1) = ((4 - 2 * c as i64) & 63, (3 - 2 * c as i64) & 63);
+            let h = _mm512_and_si512(
+                _mm512_rolv_epi64(qh, _mm512_set_epi64(r1, r1, r1, r1, r0, r0, r0, r0)),
+                x10,
+            );
+            // (nibbles & 0x0f) | h in one ternary-logic op.
+            let q = _mm512_ternarylogic_epi32::<0xEA>(_mm512_srlv_epi64(q, nib_shift), m4, h);
             let yv = _mm512_loadu_si512(y.add(64 * c) as *const __m512i);
             let scv = _mm512_permutexvar_epi16(k4_scale_idx(c), sc16);
             sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q, yv), scv);
@@ -387,9 +419,10 @@ unsafe fn q6_scale_idx(g0: i16) -> __m512i {
 #[inline(always)]
 unsafe fn row_q6_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
     let m4 = _mm512_set1_epi8(0x0f);
-    let m3 = _mm512_set1_epi8(3);
-    let hs01 = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
-    let hs23 = _mm512_set_epi64(6, 6, 6, 6, 4, 4, 4, 4);
+    let m30 = _mm512_set1_epi8(0x30);
+    // High 2 bits of quarter k sit at bits 2k..2k+1 of qh; move them to bits 4..5.
+    let hs01 = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4); // shift left
+    let hs23 = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0); // shift right
     let mut acc = _mm512_setzero_ps();
     for b in 0..nb {
         let blk = row.add(b * L::Q6_K);
@@ -404,10 +437,11 @@ unsafe fn row_q6_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
             let ql = _mm512_loadu_si512(blk.add(64 * n) as *const __m512i);
             let qh =
                 _mm512_broadcast_i64x4(_mm256_loadu_si256(blk.add(128 + 32 * n) as *const __m256i));
-            let h01 = _mm512_slli_epi16::<4>(_mm512_and_si512(_mm512_srlv_epi64(qh, hs01), m3));
-            let h23 = _mm512_slli_epi16::<4>(_mm512_and_si512(_mm512_srlv_epi64(qh, hs23), m3));
-            let q01 = _mm512_or_si512(_mm512_and_si512(ql, m4), h01);
-            let q23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16::<4>(ql), m4), h23);
+            let h01 = _mm512_and_si512(_mm512_sllv_epi64(qh, hs01), m30);
+            let h23 = _mm512_and_si512(_mm512_srlv_epi64(qh, hs23), m30);
+            // (a & 0x0f) | b in one ternary-logic op: imm = (A & B) | C over (a, m4, h).
+            let q01 = _mm512_ternarylogic_epi32::<0xEA>(ql, m4, h01);
+            let q23 = _mm512_ternarylogic_epi32::<0xEA>(_mm512_srli_epi16::<4>(ql), m4, h23);
             let y01 = _mm512_loadu_si512(y.add(128 * n) as *const __m512i);
             let y23 = _mm512_loadu_si512(y.add(128 * n + 64) as *const __m512i);
             let s01 = _mm512_permutexvar_epi16(q6_scale_idx(8 * n as i16), sc16);

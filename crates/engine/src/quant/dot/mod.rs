@@ -8,9 +8,11 @@
 pub(crate) mod scalar;
 
 #[cfg(target_arch = "x86_64")]
-mod avx2;
+pub(crate) mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 
 use super::util::{nearest_int, round_f16};
 use super::{GgmlType, QK_K};
@@ -19,6 +21,7 @@ use std::sync::OnceLock;
 /// An activation vector quantized to 32-element Q8 blocks (the semantics of ggml's Q8_0 / Q8_1
 /// activation quantization, stored as separate arrays for SIMD-friendly access).
 #[derive(Clone, Copy)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct Q8View<'a> {
     /// `n` quants in `[-127, 127]`.
     pub qs: &'a [i8],
@@ -36,12 +39,15 @@ pub(crate) struct Q8View<'a> {
 
 /// An activation vector quantized to 256-element Q8_K blocks.
 #[derive(Clone, Copy)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct Q8KView<'a> {
     pub qs: &'a [i8],
     /// Per-super-block f32 scale.
     pub d: &'a [f32],
     /// Per-16 sums of `qs`.
     pub bsums: &'a [i16],
+    /// Per-32 sums of `qs` (adjacent `bsums` pairs added), for the Q4_K/Q5_K min terms.
+    pub bsums2: &'a [i16],
 }
 
 /// Owned, reusable activation buffers (grow-only; no allocation once warm).
@@ -54,6 +60,7 @@ pub(crate) struct ActBuf {
     ds: Vec<f32>,
     di: Vec<f32>,
     bsums: Vec<i16>,
+    bsums2: Vec<i16>,
 }
 
 impl ActBuf {
@@ -143,6 +150,10 @@ impl ActBuf {
             }
             self.d[b] = 1.0 / iscale;
         }
+        self.bsums2.resize(nb * 8, 0);
+        for (o, p) in self.bsums2.iter_mut().zip(self.bsums.chunks_exact(2)) {
+            *o = p[0] + p[1];
+        }
     }
 
     pub fn q8(&self) -> Q8View<'_> {
@@ -161,6 +172,7 @@ impl ActBuf {
             qs: &self.qs,
             d: &self.d,
             bsums: &self.bsums,
+            bsums2: &self.bsums2,
         }
     }
 }
@@ -282,6 +294,10 @@ pub(crate) fn available_kernels() -> Vec<Kernels> {
             v.push(k);
         }
     }
+    #[cfg(target_arch = "aarch64")]
+    if let Some(k) = neon::kernels() {
+        v.push(k);
+    }
     v.push(scalar_kernels());
     v
 }
@@ -298,8 +314,9 @@ pub(crate) fn kernels() -> &'static Kernels {
     })
 }
 
-/// Which SIMD path the kernels use: `"avx512-vnni"`, `"avx2-vnni"`, `"avx2"` or `"scalar"`
-/// (aarch64 currently runs the portable path, which LLVM auto-vectorizes for NEON).
+/// Which SIMD path the kernels use: `"avx512-vnni"`, `"avx2-vnni"`, `"avx2"`, `"neon"` or
+/// `"scalar"` (on aarch64, NEON covers Q4_0/Q4_1/Q5_0/Q5_1/Q8_0; the other types use the
+/// portable kernels, which LLVM auto-vectorizes).
 /// Setting the environment variable `LONGCTX_FORCE_SCALAR` before first use forces `"scalar"`.
 pub fn kernel_name() -> &'static str {
     kernels().name

@@ -33,6 +33,12 @@ pub enum Slots {
     Range(Range<usize>),
     /// Sorted or not; keys are attended in this order.
     Indices(Arc<[u32]>),
+    /// One index list per KV head, all of the same length: per-head selections (Quest /
+    /// LServe page lists) inside one span. Key `j` of KV head `h` is slot `lists[h][j]`.
+    PerKvHead(Arc<[Vec<u32>]>),
+    /// Keys and values that live outside the store (a policy's own memory, e.g. InfLLM's
+    /// blocks), so the hot store stays bounded while old context is still attended.
+    External(Arc<ExternalKv>),
 }
 
 impl Slots {
@@ -40,6 +46,8 @@ impl Slots {
         match self {
             Slots::Range(r) => r.len(),
             Slots::Indices(i) => i.len(),
+            Slots::PerKvHead(l) => l.first().map_or(0, Vec::len),
+            Slots::External(e) => e.pos.len(),
         }
     }
 
@@ -47,13 +55,56 @@ impl Slots {
         self.len() == 0
     }
 
-    fn slot(&self, j: usize) -> usize {
+    /// Store slot of key `j` for KV head `h` (`None` for external keys).
+    fn slot(&self, h: usize, j: usize) -> Option<usize> {
         match self {
-            Slots::Range(r) => r.start + j,
-            Slots::Indices(i) => i[j] as usize,
+            Slots::Range(r) => Some(r.start + j),
+            Slots::Indices(i) => Some(i[j] as usize),
+            Slots::PerKvHead(l) => Some(l[h][j] as usize),
+            Slots::External(_) => None,
         }
     }
 }
+
+/// Keys and values held by a policy outside the KV store, attended through
+/// [`Slots::External`]. Per KV head, `k[h]` and `v[h]` hold `pos.len() × head_dim` floats.
+#[derive(Clone, Debug, Default)]
+pub struct ExternalKv {
+    /// Un-rotated keys when `pre_rope`, otherwise keys rotated at their `pos`.
+    pub k: Vec<Vec<f32>>,
+    pub v: Vec<Vec<f32>>,
+    /// True position of each key (for masks and `Original` / `Virtual` rotation).
+    pub pos: Vec<i64>,
+    pub pre_rope: bool,
+}
+
+impl ExternalKv {
+    /// Rows the attention kernel can read without rotating them for `pos`.
+    fn direct_for(&self, pos: &KeyPos) -> bool {
+        matches!(
+            (pos, self.pre_rope),
+            (KeyPos::FixedDistance(_), true) | (KeyPos::Original, false)
+        )
+    }
+}
+
+// Bitwise equality, so plans stay comparable in tests (NaN payloads compare by bits).
+impl PartialEq for ExternalKv {
+    fn eq(&self, other: &Self) -> bool {
+        let bits = |a: &Vec<Vec<f32>>, b: &Vec<Vec<f32>>| {
+            a.len() == b.len()
+                && a.iter().zip(b).all(|(x, y)| {
+                    x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
+                })
+        };
+        self.pre_rope == other.pre_rope
+            && self.pos == other.pos
+            && bits(&self.k, &other.k)
+            && bits(&self.v, &other.v)
+    }
+}
+
+impl Eq for ExternalKv {}
 
 /// How a span's keys are positioned relative to the queries (engine-methods §0).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,6 +178,8 @@ pub enum AttnError {
         got: usize,
         want: usize,
     },
+    #[error("span {span}: {what}")]
+    BadShape { span: usize, what: String },
 }
 
 /// Everything attention reads for one layer and chunk.
@@ -157,7 +210,8 @@ pub struct AttnScratch {
 struct MaterialSpan {
     k: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
-    pos: Vec<i64>,
+    /// Positions per KV head (one list unless the span selects per head).
+    pos: Vec<Vec<i64>>,
 }
 
 /// Query rows per task; bounds the score buffer to `QUERY_BLOCK × n_keys` floats.
@@ -185,7 +239,8 @@ impl OutPtr {
 struct ReadySpan<'a> {
     k: Vec<&'a [f32]>,
     v: Vec<&'a [f32]>,
-    pos: &'a [i64],
+    /// True key positions per KV head.
+    pos: Vec<&'a [i64]>,
     q: &'a [f32],
     mask: SpanMask,
     len: usize,
@@ -205,6 +260,58 @@ fn rotate_rows(
     ops::rope_cos_sin(rope, pos, cos, sin);
     rows.chunks_exact_mut(head_dim)
         .for_each(|h| ops::rope_apply(rope, h, cos, sin));
+}
+
+/// Checks that a span's slots exist and that per-head / external shapes agree.
+fn validate_slots(
+    span: usize,
+    slots: &Slots,
+    store_len: usize,
+    n_kv_heads: usize,
+    d: usize,
+) -> Result<(), AttnError> {
+    let out_of_range = |slot: usize| AttnError::SlotOutOfRange {
+        span,
+        slot,
+        len: store_len,
+    };
+    let bad = |what: String| Err(AttnError::BadShape { span, what });
+    match slots {
+        Slots::Range(r) if r.end > store_len => return Err(out_of_range(r.end - 1)),
+        Slots::Range(_) => {}
+        Slots::Indices(ix) => {
+            if let Some(&i) = ix.iter().find(|&&i| i as usize >= store_len) {
+                return Err(out_of_range(i as usize));
+            }
+        }
+        Slots::PerKvHead(lists) => {
+            if lists.len() != n_kv_heads {
+                return bad(format!(
+                    "{} per-head index lists for {n_kv_heads} KV heads",
+                    lists.len()
+                ));
+            }
+            if lists.iter().any(|l| l.len() != lists[0].len()) {
+                return bad("per-head index lists differ in length".into());
+            }
+            if let Some(&i) = lists.iter().flatten().find(|&&i| i as usize >= store_len) {
+                return Err(out_of_range(i as usize));
+            }
+        }
+        Slots::External(e) => {
+            let rows = e.pos.len() * d;
+            if e.k.len() != n_kv_heads
+                || e.v.len() != n_kv_heads
+                || e.k.iter().chain(&e.v).any(|x| x.len() != rows)
+            {
+                return bad(format!(
+                    "external keys/values must be {n_kv_heads} heads × {} positions × {d}",
+                    e.pos.len()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Computes attention for the chunk's query rows into `out` (`n × (n_heads·head_dim)`), one
@@ -234,31 +341,7 @@ pub fn attend(
     }
     for (si, span) in plan.spans.iter().enumerate() {
         let len = span.slots.len();
-        if let Slots::Range(r) = &span.slots {
-            if r.end > store_len {
-                return Err(AttnError::SlotOutOfRange {
-                    span: si,
-                    slot: r.end - 1,
-                    len: store_len,
-                });
-            }
-        }
-        if let Slots::Indices(ix) = &span.slots {
-            if let Some(&bad) = ix.iter().find(|&&i| i as usize >= store_len) {
-                return Err(AttnError::SlotOutOfRange {
-                    span: si,
-                    slot: bad as usize,
-                    len: store_len,
-                });
-            }
-        }
-        let direct = matches!(
-            (&span.slots, &span.pos),
-            (Slots::Range(_), KeyPos::Original)
-        );
-        if direct {
-            continue;
-        }
+        validate_slots(si, &span.slots, store_len, shape.n_kv_heads, d)?;
         if let KeyPos::Virtual(v) = &span.pos {
             if v.len() != len {
                 return Err(AttnError::VirtualLength {
@@ -268,33 +351,60 @@ pub fn attend(
                 });
             }
         }
+        let direct = match &span.slots {
+            Slots::Range(_) => span.pos == KeyPos::Original,
+            Slots::External(e) => e.direct_for(&span.pos),
+            _ => false,
+        };
+        if direct {
+            continue;
+        }
         let m = &mut scratch.spans[si];
         m.k.resize_with(shape.n_kv_heads, Vec::new);
         m.v.resize_with(shape.n_kv_heads, Vec::new);
-        m.pos.clear();
+        let per_head = matches!(span.slots, Slots::PerKvHead(_));
         m.pos
-            .extend((0..len).map(|j| inp.k_pos[span.slots.slot(j)]));
+            .resize_with(if per_head { shape.n_kv_heads } else { 1 }, Vec::new);
+        for (h, pos) in m.pos.iter_mut().enumerate() {
+            pos.clear();
+            match &span.slots {
+                Slots::External(e) => pos.extend_from_slice(&e.pos),
+                slots => pos.extend(
+                    (0..len)
+                        .filter_map(|j| slots.slot(h, j))
+                        .map(|s| inp.k_pos[s]),
+                ),
+            }
+        }
         // Pre-RoPE keys when the store keeps them; otherwise the stored (rotated) keys,
         // rotated on by the difference. Either way nothing is rotated in place, so no drift.
-        let from_pre = has_pre && !matches!(span.pos, KeyPos::Original);
+        let from_pre = match &span.slots {
+            Slots::External(e) => e.pre_rope,
+            _ => has_pre && !matches!(span.pos, KeyPos::Original),
+        };
         for h in 0..shape.n_kv_heads {
             let (mk, mv) = (&mut m.k[h], &mut m.v[h]);
             mk.clear();
             mv.clear();
-            let src_k = if from_pre {
-                &inp.kv.k_pre[h]
+            if let Slots::External(e) = &span.slots {
+                mk.extend_from_slice(&e.k[h]);
+                mv.extend_from_slice(&e.v[h]);
             } else {
-                &inp.kv.k[h]
-            };
-            for j in 0..len {
-                let s = span.slots.slot(j);
-                mk.extend_from_slice(&src_k[s * d..(s + 1) * d]);
-                mv.extend_from_slice(&inp.kv.v[h][s * d..(s + 1) * d]);
+                let src_k = if from_pre {
+                    &inp.kv.k_pre[h]
+                } else {
+                    &inp.kv.k[h]
+                };
+                for s in (0..len).filter_map(|j| span.slots.slot(h, j)) {
+                    mk.extend_from_slice(&src_k[s * d..(s + 1) * d]);
+                    mv.extend_from_slice(&inp.kv.v[h][s * d..(s + 1) * d]);
+                }
             }
+            let pos = &m.pos[if per_head { h } else { 0 }];
             let target = |j: usize| -> Option<f64> {
-                let base = if from_pre { 0 } else { m.pos[j] };
+                let base = if from_pre { 0 } else { pos[j] };
                 match &span.pos {
-                    KeyPos::Original => None,
+                    KeyPos::Original => (base != pos[j]).then(|| (pos[j] - base) as f64),
                     KeyPos::FixedDistance(_) => (base != 0).then(|| -(base as f64)),
                     KeyPos::Virtual(v) => Some((v[j] - base) as f64),
                 }
@@ -338,8 +448,9 @@ pub fn attend(
                     .map_or(inp.q, |(_, q)| q),
                 _ => inp.q,
             };
-            match (&span.slots, &span.pos) {
-                (Slots::Range(r), KeyPos::Original) => ReadySpan {
+            let n_kv = shape.n_kv_heads;
+            match &span.slots {
+                Slots::Range(r) if span.pos == KeyPos::Original => ReadySpan {
                     k: inp
                         .kv
                         .k
@@ -352,17 +463,28 @@ pub fn attend(
                         .iter()
                         .map(|v| &v[r.start * d..r.end * d])
                         .collect(),
-                    pos: &inp.k_pos[r.clone()],
+                    pos: vec![&inp.k_pos[r.clone()]; n_kv],
+                    q,
+                    mask: span.mask,
+                    len,
+                },
+                Slots::External(e) if e.direct_for(&span.pos) => ReadySpan {
+                    k: e.k.iter().map(Vec::as_slice).collect(),
+                    v: e.v.iter().map(Vec::as_slice).collect(),
+                    pos: vec![&e.pos[..]; n_kv],
                     q,
                     mask: span.mask,
                     len,
                 },
                 _ => {
                     let m = &scratch.spans[si];
+                    let pos = (0..n_kv)
+                        .map(|h| m.pos[h.min(m.pos.len() - 1)].as_slice())
+                        .collect();
                     ReadySpan {
                         k: m.k.iter().map(Vec::as_slice).collect(),
                         v: m.v.iter().map(Vec::as_slice).collect(),
-                        pos: &m.pos,
+                        pos,
                         q,
                         mask: span.mask,
                         len,
@@ -509,7 +631,7 @@ fn head_block<'o>(
                 SpanMask::OutsideWindow(w) => qp - p >= w as i64,
             };
             if span.mask != SpanMask::All {
-                for (s, &p) in srow.iter_mut().zip(span.pos) {
+                for (s, &p) in srow.iter_mut().zip(span.pos[kvh]) {
                     if !visible(p) {
                         *s = f32::NEG_INFINITY;
                     }
@@ -626,388 +748,4 @@ unsafe fn axpy_avx2(alpha: f32, x: &[f32], y: &mut [f32]) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const D: usize = 8;
-    const N_KEYS: usize = 150;
-    const ROPE: RopeParams = RopeParams {
-        base: 10000.0,
-        freq_scale: 1.0,
-        n_rot: D,
-        neox: false,
-    };
-    const SHAPE: AttnShape = AttnShape {
-        n_heads: 4,
-        n_kv_heads: 2,
-        head_dim: D,
-        scale: 0.35,
-    };
-
-    fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-
-    fn rotated(v: &[f32], pos: f64) -> Vec<f32> {
-        let mut out = v.to_vec();
-        let (mut c, mut s) = (vec![], vec![]);
-        rotate_rows(&ROPE, &mut out, D, pos, &mut c, &mut s);
-        out
-    }
-
-    struct Fixture {
-        kv: LayerKv,
-        k_pos: Vec<i64>,
-        q_pre: Vec<f32>,
-        q: Vec<f32>,
-        q_pos: Vec<i64>,
-    }
-
-    /// A store with pre-RoPE keys, their rotations at positions 0..N_KEYS, and `n` queries at
-    /// the last positions.
-    fn fixture(n: usize, seed: u64) -> Fixture {
-        let mut seed = seed;
-        let k_pre: Vec<Vec<f32>> = (0..2)
-            .map(|_| (0..N_KEYS * D).map(|_| lcg(&mut seed)).collect())
-            .collect();
-        let k = k_pre
-            .iter()
-            .map(|kh| {
-                kh.chunks(D)
-                    .enumerate()
-                    .flat_map(|(j, r)| rotated(r, j as f64))
-                    .collect()
-            })
-            .collect();
-        let v = (0..2)
-            .map(|_| (0..N_KEYS * D).map(|_| lcg(&mut seed)).collect())
-            .collect();
-        let q_pos: Vec<i64> = (N_KEYS as i64 - n as i64..N_KEYS as i64).collect();
-        let q_pre: Vec<f32> = (0..n * 4 * D).map(|_| lcg(&mut seed)).collect();
-        let q = q_pre
-            .chunks(4 * D)
-            .zip(&q_pos)
-            .flat_map(|(row, &p)| rotated(row, p as f64))
-            .collect();
-        Fixture {
-            kv: LayerKv { k, k_pre, v },
-            k_pos: (0..N_KEYS as i64).collect(),
-            q_pre,
-            q,
-            q_pos,
-        }
-    }
-
-    /// Naive joint softmax over `(logit, value)` entries per (row, head); returns outputs and
-    /// the probabilities (for column sums).
-    fn reference(
-        f: &Fixture,
-        entries: impl Fn(usize, usize) -> Vec<(f64, Vec<f32>)>,
-    ) -> (Vec<f32>, Vec<Vec<Vec<f64>>>) {
-        let n = f.q_pos.len();
-        let mut out = vec![0.0; n * 4 * D];
-        let mut probs = vec![vec![Vec::new(); 4]; n];
-        for r in 0..n {
-            for h in 0..4 {
-                let e = entries(r, h);
-                let m = e.iter().map(|x| x.0).fold(f64::NEG_INFINITY, f64::max);
-                let z: f64 = e.iter().map(|x| (x.0 - m).exp()).sum();
-                let p: Vec<f64> = e.iter().map(|x| (x.0 - m).exp() / z).collect();
-                for i in 0..D {
-                    out[r * 4 * D + h * D + i] = e
-                        .iter()
-                        .zip(&p)
-                        .map(|(x, w)| w * x.1[i] as f64)
-                        .sum::<f64>() as f32;
-                }
-                probs[r][h] = p;
-            }
-        }
-        (out, probs)
-    }
-
-    fn dot64(a: &[f32], b: &[f32]) -> f64 {
-        a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
-    }
-
-    fn run(f: &Fixture, plan: &AttnPlan) -> (Vec<f32>, LayerObs) {
-        let input = AttnInput {
-            shape: SHAPE,
-            rope: ROPE,
-            q: &f.q,
-            q_pre: &f.q_pre,
-            q_pos: &f.q_pos,
-            kv: &f.kv,
-            k_pos: &f.k_pos,
-        };
-        let mut out = vec![0.0; f.q.len()];
-        let mut obs = LayerObs::default();
-        attend(
-            &input,
-            plan,
-            &mut AttnScratch::default(),
-            &mut out,
-            &mut obs,
-        )
-        .expect("valid plan");
-        (out, obs)
-    }
-
-    fn assert_close(a: &[f32], b: &[f32]) {
-        for (x, y) in a.iter().zip(b) {
-            assert!((x - y).abs() < 1e-4, "{x} vs {y}");
-        }
-    }
-
-    /// Entries of an Original span: stored keys at true positions, filtered by `visible`.
-    fn original(
-        f: &Fixture,
-        r: usize,
-        h: usize,
-        slots: impl Iterator<Item = usize>,
-        visible: impl Fn(i64, i64) -> bool,
-    ) -> Vec<(f64, Vec<f32>)> {
-        let kvh = h / 2;
-        let q = &f.q[r * 4 * D + h * D..][..D];
-        slots
-            .filter(|&j| visible(f.q_pos[r], f.k_pos[j]))
-            .map(|j| {
-                (
-                    dot64(q, &f.kv.k[kvh][j * D..(j + 1) * D]) * SHAPE.scale as f64,
-                    f.kv.v[kvh][j * D..(j + 1) * D].to_vec(),
-                )
-            })
-            .collect()
-    }
-
-    #[test]
-    fn split_causal_spans_and_windows_match_naive_reference() {
-        for n in [1usize, 3, 70] {
-            let f = fixture(n, 7);
-            let plan = AttnPlan {
-                spans: vec![
-                    Span::original(0..40, SpanMask::Causal),
-                    Span::original(40..N_KEYS, SpanMask::Causal),
-                ],
-                observe: vec![],
-            };
-            let (want, _) = reference(&f, |r, h| original(&f, r, h, 0..N_KEYS, |qp, kp| kp <= qp));
-            assert_close(&run(&f, &plan).0, &want);
-
-            let plan = AttnPlan {
-                spans: vec![Span::original(0..N_KEYS, SpanMask::Window(16))],
-                observe: vec![],
-            };
-            let (want, _) = reference(&f, |r, h| {
-                original(&f, r, h, 0..N_KEYS, |qp, kp| kp <= qp && qp - kp < 16)
-            });
-            assert_close(&run(&f, &plan).0, &want);
-
-            // Window plus its complement over the same keys sees every key exactly once.
-            let plan = AttnPlan {
-                spans: vec![
-                    Span::original(0..N_KEYS, SpanMask::OutsideWindow(16)),
-                    Span::original(0..N_KEYS, SpanMask::Window(16)),
-                ],
-                observe: vec![],
-            };
-            let (want, _) = reference(&f, |r, h| original(&f, r, h, 0..N_KEYS, |qp, kp| kp <= qp));
-            assert_close(&run(&f, &plan).0, &want);
-        }
-    }
-
-    #[test]
-    #[allow(clippy::needless_range_loop)]
-    fn fixed_distance_and_virtual_positions_reposition_keys() {
-        let n = 5;
-        let f = fixture(n, 11);
-        let (dist, sinks) = (40usize, 4usize);
-        let virt: Arc<[i64]> = (0..sinks as i64).map(|i| 100 + i).collect();
-        let idx: Arc<[u32]> = [0u32, 1, 2, 3].into();
-        for (pos, key_at) in [
-            (KeyPos::FixedDistance(dist), None),
-            (KeyPos::Virtual(virt.clone()), Some(virt.clone())),
-        ] {
-            let plan = AttnPlan {
-                spans: vec![
-                    Span {
-                        slots: Slots::Indices(idx.clone()),
-                        pos: pos.clone(),
-                        mask: SpanMask::All,
-                    },
-                    Span::original(sinks..N_KEYS, SpanMask::Window(32)),
-                ],
-                observe: vec![0, 1],
-            };
-            let (want, probs) = reference(&f, |r, h| {
-                let kvh = h / 2;
-                let mut e: Vec<(f64, Vec<f32>)> = (0..sinks)
-                    .map(|j| {
-                        let kpre = &f.kv.k_pre[kvh][j * D..(j + 1) * D];
-                        let logit = match &key_at {
-                            // ⟨R(q, D), k⟩: the query rotated by the distance, keys un-rotated.
-                            None => dot64(
-                                &rotated(&f.q_pre[r * 4 * D + h * D..][..D], dist as f64),
-                                kpre,
-                            ),
-                            // ⟨R(q, p), R(k, v_j)⟩.
-                            Some(v) => {
-                                dot64(&f.q[r * 4 * D + h * D..][..D], &rotated(kpre, v[j] as f64))
-                            }
-                        };
-                        (
-                            logit * SHAPE.scale as f64,
-                            f.kv.v[kvh][j * D..(j + 1) * D].to_vec(),
-                        )
-                    })
-                    .collect();
-                e.extend(original(&f, r, h, sinks..N_KEYS, |qp, kp| {
-                    kp <= qp && qp - kp < 32
-                }));
-                e
-            });
-            let (got, obs) = run(&f, &plan);
-            assert_close(&got, &want);
-            // Column sums over the chunk's rows, per query head.
-            assert_eq!(obs.col_sums.len(), 2);
-            for h in 0..4 {
-                for j in 0..sinks {
-                    let w: f64 = (0..n).map(|r| probs[r][h][j]).sum();
-                    assert!((obs.col_sums[0][h * sinks + j] as f64 - w).abs() < 1e-4);
-                }
-                // The window span's sums cover masked keys as zeros; total mass is n rows.
-                let total: f32 = obs
-                    .col_sums
-                    .iter()
-                    .map(|c| {
-                        c[h * c.len() / 4..(h + 1) * c.len() / 4]
-                            .iter()
-                            .sum::<f32>()
-                    })
-                    .sum();
-                assert!((total - n as f32).abs() < 1e-3);
-            }
-        }
-    }
-
-    #[test]
-    fn plans_the_store_cannot_serve_are_errors() {
-        let mut f = fixture(1, 3);
-        let bad = AttnPlan {
-            spans: vec![Span::original(0..N_KEYS + 1, SpanMask::All)],
-            observe: vec![],
-        };
-        let input = AttnInput {
-            shape: SHAPE,
-            rope: ROPE,
-            q: &f.q,
-            q_pre: &f.q_pre,
-            q_pos: &f.q_pos,
-            kv: &f.kv,
-            k_pos: &f.k_pos,
-        };
-        let mut out = vec![0.0; f.q.len()];
-        let e = attend(
-            &input,
-            &bad,
-            &mut AttnScratch::default(),
-            &mut out,
-            &mut LayerObs::default(),
-        );
-        assert_eq!(
-            e,
-            Err(AttnError::SlotOutOfRange {
-                span: 0,
-                slot: N_KEYS,
-                len: N_KEYS
-            })
-        );
-        let virt: Arc<[i64]> = vec![5i64; 3].into();
-        let short = AttnPlan {
-            spans: vec![Span {
-                slots: Slots::Range(0..4),
-                pos: KeyPos::Virtual(virt),
-                mask: SpanMask::All,
-            }],
-            observe: vec![],
-        };
-        let e = attend(
-            &input,
-            &short,
-            &mut AttnScratch::default(),
-            &mut out,
-            &mut LayerObs::default(),
-        );
-        assert_eq!(
-            e,
-            Err(AttnError::VirtualLength {
-                span: 0,
-                got: 3,
-                want: 4
-            })
-        );
-        let idx: Arc<[u32]> = [1u32, 999].into();
-        let bad = AttnPlan {
-            spans: vec![Span {
-                slots: Slots::Indices(idx),
-                pos: KeyPos::Original,
-                mask: SpanMask::All,
-            }],
-            observe: vec![],
-        };
-        let e = attend(
-            &input,
-            &bad,
-            &mut AttnScratch::default(),
-            &mut out,
-            &mut LayerObs::default(),
-        );
-        assert_eq!(
-            e,
-            Err(AttnError::SlotOutOfRange {
-                span: 0,
-                slot: 999,
-                len: N_KEYS
-            })
-        );
-        f.kv.k_pre.clear();
-    }
-
-    #[test]
-    fn repositioning_from_rotated_keys_equals_pre_rope_store() {
-        let f = fixture(3, 5);
-        let mut no_pre = fixture(3, 5);
-        no_pre.kv.k_pre.clear();
-        let virt: Arc<[i64]> = (0..10).map(|i| 130 + i).collect();
-        for pos in [KeyPos::FixedDistance(64), KeyPos::Virtual(virt)] {
-            let plan = AttnPlan {
-                spans: vec![
-                    Span {
-                        slots: Slots::Range(0..10),
-                        pos,
-                        mask: SpanMask::All,
-                    },
-                    Span::original(10..N_KEYS, SpanMask::Causal),
-                ],
-                observe: vec![],
-            };
-            assert_close(&run(&no_pre, &plan).0, &run(&f, &plan).0);
-        }
-    }
-
-    #[test]
-    fn merge_partial_equals_joint_softmax() {
-        // Keys with scores [1, 2] and [3]; values 1-D.
-        let (s, v) = ([1.0f32, 2.0, 3.0], [10.0f32, 20.0, 30.0]);
-        let z_all: f32 = s.iter().map(|x| x.exp()).sum();
-        let want: f32 = s.iter().zip(&v).map(|(x, y)| x.exp() * y).sum::<f32>() / z_all;
-        let za = s[0].exp() + s[1].exp();
-        let mut oa = [(s[0].exp() * v[0] + s[1].exp() * v[1]) / za];
-        let lse = merge_partial(&mut oa, za.ln(), &[v[2]], s[2]);
-        assert!((oa[0] - want).abs() < 1e-4);
-        assert!((lse - z_all.ln()).abs() < 1e-5);
-    }
-}
+mod tests;
