@@ -15,18 +15,24 @@ use longctx_engine::{GenerateParams, Model, Session};
 
 use crate::{GenArgs, ModelArgs};
 
-/// Sets the worker count once for the whole process.
+/// Checks a `--threads` value.
 pub fn setup_threads(threads: Option<usize>) -> Result<()> {
     if let Some(t) = threads {
         if t == 0 || t > 1024 {
             bail!("--threads must be between 1 and 1024, got {t}");
         }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build_global()
-            .context("starting the thread pool")?;
     }
     Ok(())
+}
+
+/// The worker pool every command runs in (`threads` workers, default: all cores).
+pub fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
+    setup_threads(threads)?;
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(t) = threads {
+        builder = builder.num_threads(t);
+    }
+    builder.build().context("starting the thread pool")
 }
 
 /// A catalogue name (fetched on first use) or a path.

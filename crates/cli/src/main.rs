@@ -151,9 +151,35 @@ enum ModelCommand {
     },
 }
 
+impl Command {
+    /// The `-t/--threads` value of commands that run a model.
+    fn threads(&self) -> Option<usize> {
+        match self {
+            Command::Generate { model, .. }
+            | Command::Chat { model, .. }
+            | Command::Ask { model, .. }
+            | Command::Perplexity { model, .. }
+            | Command::BenchSpeed { model, .. } => model.threads,
+            Command::Passkey(args) => args.threads,
+            _ => None,
+        }
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
-    let result = match cli.command {
+    // Run the whole command on a worker of the pool: the many small parallel loops of a decode
+    // step then start without a cross-thread hand-off from the main thread.
+    let result = commands::thread_pool(cli.command.threads())
+        .and_then(|pool| pool.install(|| run(cli.command)));
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Model(ModelCommand::Pull { name }) => commands::model_pull(&name),
         Command::Model(ModelCommand::List) => commands::model_list(),
         Command::Model(ModelCommand::Info { model }) => commands::model_info(&model),
@@ -180,9 +206,5 @@ fn main() {
             reps,
         } => speed::bench_speed(&model, &prompt, gen, depth, reps),
         Command::Passkey(args) => passkey::run(&args),
-    };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
     }
 }

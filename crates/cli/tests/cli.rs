@@ -89,15 +89,40 @@ fn bad_documents_and_prompts_are_named() {
     );
     fails_with(&["generate", ""], "the prompt is empty");
     // A document far past SmolLM2's 8k-token window under full attention.
-    let long = temp_file("long.txt", "The grass is green. ".repeat(9000).as_bytes());
+    let long = temp_file("long.txt", "The grass is green. ".repeat(1700).as_bytes());
     fails_with(
         &[
             "ask",
+            "--policy",
+            "full",
             "--file",
             long.to_str().expect("path"),
             "What color is the grass?",
         ],
         "exceeds the model's trained context of 8192 tokens",
+    );
+}
+
+#[test]
+fn ask_picks_a_long_context_policy_past_the_trained_window() {
+    // ~8.5k tokens: past SmolLM2's 8192-token window, so `auto` must switch policy and say so.
+    let mut doc = "The grass is green. The sky is blue. ".repeat(940);
+    doc.insert_str(doc.len() / 2, "The secret fruit is a mango. ");
+    let file = temp_file("long-auto.txt", doc.as_bytes());
+    let o = longctx(&[
+        "ask",
+        "-n",
+        "4",
+        "--file",
+        file.to_str().expect("path"),
+        "What is the secret fruit?",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .contains("policy infllm (auto: the document exceeds the 8192-token trained context)"),
+        "{}",
+        stderr(&o)
     );
 }
 
@@ -140,6 +165,8 @@ fn bad_options_are_named() {
     fails_with(
         &[
             "perplexity",
+            "--policy",
+            "full",
             "--file",
             essay().to_str().expect("path"),
             "--ctx",
