@@ -75,10 +75,16 @@ const AUTO_LONG_POLICIES: &[&str] = &["infllm", "lm-infinite"];
 
 /// The policy name `--policy` means for an input of `needed` tokens (resolving `auto`).
 pub fn policy_name_for(model: &Model, args: &ModelArgs, needed: usize) -> String {
-    if args.policy != "auto" {
-        return args.policy.clone();
+    resolve_policy(&args.policy, model.cfg.context_length, needed)
+}
+
+/// `auto` → `full` when `needed` fits `context_length`, else the first registered long-context
+/// policy; any other name unchanged.
+pub fn resolve_policy(requested: &str, context_length: usize, needed: usize) -> String {
+    if requested != "auto" {
+        return requested.to_string();
     }
-    if needed <= model.cfg.context_length {
+    if needed <= context_length {
         return "full".to_string();
     }
     AUTO_LONG_POLICIES
@@ -400,4 +406,17 @@ pub fn perplexity(args: &ModelArgs, file: &Path, ctx: usize) -> Result<()> {
         result.ppl, result.error, result.count, result.chunks_total
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_policy;
+
+    #[test]
+    fn auto_switches_to_infllm_only_past_the_trained_context() {
+        assert_eq!(resolve_policy("auto", 8192, 8192), "full");
+        assert_eq!(resolve_policy("auto", 8192, 8193), "infllm");
+        assert_eq!(resolve_policy("streaming", 8192, 100_000), "streaming");
+        assert_eq!(resolve_policy("full", 8192, 100_000), "full");
+    }
 }

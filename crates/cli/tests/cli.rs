@@ -104,6 +104,7 @@ fn bad_documents_and_prompts_are_named() {
 }
 
 #[test]
+#[ignore = "prefills ~8.5k tokens under infllm (a minute or more on 2 cores); the choice itself is unit-tested"]
 fn ask_picks_a_long_context_policy_past_the_trained_window() {
     // ~8.5k tokens: past SmolLM2's 8192-token window, so `auto` must switch policy and say so.
     let mut doc = "The grass is green. The sky is blue. ".repeat(940);
