@@ -588,10 +588,7 @@ fn head_block<'o>(
         let k = span.k[kvh];
         if n_rows == 1 {
             let qrow = &span.q[rows.start * qd + head * d..][..d];
-            let srow = &mut scores[col..col + m];
-            for (j, s) in srow.iter_mut().enumerate() {
-                *s = dot(qrow, &k[j * d..(j + 1) * d]) * shape.scale;
-            }
+            key_scores(qrow, k, d, shape.scale, &mut scores[col..col + m]);
         } else {
             // SAFETY: all pointers/strides describe in-bounds row-major matrices:
             // dst n_rows×m inside `scores` (row stride n_keys), lhs n_rows×d inside the query
@@ -656,12 +653,7 @@ fn head_block<'o>(
         let v = span.v[kvh];
         for (r, row) in rows.clone().enumerate() {
             let o = row_out(row);
-            let p = &scores[r * n_keys + col..r * n_keys + col + m];
-            for (j, &pj) in p.iter().enumerate() {
-                if pj != 0.0 {
-                    axpy(pj, &v[j * d..(j + 1) * d], o);
-                }
-            }
+            weighted_sum(&scores[r * n_keys + col..r * n_keys + col + m], v, d, o);
         }
         col += m;
     }
@@ -684,6 +676,59 @@ pub fn merge_partial(o_a: &mut [f32], lse_a: f32, o_b: &[f32], lse_b: f32) -> f3
         *a = wa * *a + (1.0 - wa) * b;
     }
     m + (ea + eb).ln()
+}
+
+/// `out[j] = scale · ⟨q, k_j⟩` for consecutive keys of length `d`. The SIMD level is chosen
+/// once per call, not once per key, so the inner loops inline and vectorize.
+pub fn key_scores(q: &[f32], keys: &[f32], d: usize, scale: f32, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the features were just checked.
+            return unsafe { key_scores_avx2(q, keys, d, scale, out) };
+        }
+    }
+    key_scores_portable(q, keys, d, scale, out)
+}
+
+#[inline(always)]
+fn key_scores_portable(q: &[f32], keys: &[f32], d: usize, scale: f32, out: &mut [f32]) {
+    for (s, k) in out.iter_mut().zip(keys.chunks_exact(d)) {
+        *s = dot_portable(q, k) * scale;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn key_scores_avx2(q: &[f32], keys: &[f32], d: usize, scale: f32, out: &mut [f32]) {
+    key_scores_portable(q, keys, d, scale, out)
+}
+
+/// `o += Σ_j p_j · v_j` over consecutive value rows of length `d` (zero weights skipped).
+pub fn weighted_sum(p: &[f32], values: &[f32], d: usize, o: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the features were just checked.
+            return unsafe { weighted_sum_avx2(p, values, d, o) };
+        }
+    }
+    weighted_sum_portable(p, values, d, o)
+}
+
+#[inline(always)]
+fn weighted_sum_portable(p: &[f32], values: &[f32], d: usize, o: &mut [f32]) {
+    for (&pj, v) in p.iter().zip(values.chunks_exact(d)) {
+        if pj != 0.0 {
+            axpy_portable(pj, v, o);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn weighted_sum_avx2(p: &[f32], values: &[f32], d: usize, o: &mut [f32]) {
+    weighted_sum_portable(p, values, d, o)
 }
 
 /// f32 dot product; vectorizes through independent lanes.
