@@ -417,7 +417,7 @@ pub fn attend(
         }
     }
     // Queries rotated by each fixed distance in use.
-    scratch.fixed_q.retain(|_| false);
+    scratch.fixed_q.clear();
     for span in &plan.spans {
         if let KeyPos::FixedDistance(dist) = span.pos {
             if scratch.fixed_q.iter().all(|(dd, _)| *dd != dist) {
@@ -767,29 +767,11 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// `y += alpha * x`.
-#[inline]
-pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the features were just checked.
-            return unsafe { axpy_avx2(alpha, x, y) };
-        }
-    }
-    axpy_portable(alpha, x, y)
-}
-
 #[inline(always)]
 fn axpy_portable(alpha: f32, x: &[f32], y: &mut [f32]) {
     for (yi, xi) in y.iter_mut().zip(x) {
         *yi += alpha * xi;
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn axpy_avx2(alpha: f32, x: &[f32], y: &mut [f32]) {
-    axpy_portable(alpha, x, y)
 }
 
 #[cfg(test)]
