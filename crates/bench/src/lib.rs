@@ -12,7 +12,11 @@
 pub mod journal;
 pub mod metrics;
 pub mod rng;
+pub mod sample;
 pub mod tasks;
+
+pub use metrics::Metric;
+pub use sample::{Sample, Truncation};
 
 use std::path::PathBuf;
 
@@ -39,29 +43,6 @@ pub enum BenchError {
         line: usize,
         reason: String,
     },
-}
-
-/// How a task's outputs are scored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Metric {
-    /// The first integer in the output equals the answer ([`metrics::first_integer_eq`]).
-    FirstIntegerEq,
-}
-
-impl Metric {
-    /// The metric's name as it appears in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::FirstIntegerEq => "first_integer_eq",
-        }
-    }
-
-    /// Scores one output against its answer, in `0.0..=1.0`.
-    pub fn score(self, output: &str, answer: &str) -> f64 {
-        match self {
-            Metric::FirstIntegerEq => metrics::first_integer_eq(output, answer),
-        }
-    }
 }
 
 /// A registry entry.
