@@ -20,8 +20,13 @@ pub struct KvStore {
     n_kv_heads: usize,
     head_dim: usize,
     layers: Vec<LayerKv>,
-    /// Absolute token position of each slot, shared by all layers.
+    /// Absolute token position of each slot, shared by all layers (layer 0's when the
+    /// layers hold different tokens).
     positions: Vec<i64>,
+    /// Per-layer positions once a policy kept different tokens in different layers
+    /// ([`retain_slots_per_layer`](Self::retain_slots_per_layer), CItruS); every layer still
+    /// holds the same number of slots.
+    layer_positions: Option<Vec<Vec<i64>>>,
     /// Slots appended to some layers but not yet committed (a chunk in flight).
     pending: usize,
     keep_pre_rope: bool,
@@ -46,6 +51,7 @@ impl KvStore {
             head_dim,
             layers: vec![layer; n_layers],
             positions: Vec::new(),
+            layer_positions: None,
             pending: 0,
             keep_pre_rope,
         }
@@ -81,6 +87,20 @@ impl KvStore {
         &self.positions
     }
 
+    /// Absolute positions of layer `il`'s slots: the shared ones unless the layers were
+    /// compacted separately.
+    pub fn layer_positions(&self, il: usize) -> &[i64] {
+        match &self.layer_positions {
+            Some(per_layer) => &per_layer[il],
+            None => &self.positions,
+        }
+    }
+
+    /// Whether the layers hold different tokens (after a per-layer compaction).
+    pub fn layers_differ(&self) -> bool {
+        self.layer_positions.is_some()
+    }
+
     pub fn layer(&self, il: usize) -> &LayerKv {
         &self.layers[il]
     }
@@ -90,6 +110,11 @@ impl KvStore {
         let before = self.positions.len();
         self.positions.extend(positions);
         self.pending = self.positions.len() - before;
+        if let Some(per_layer) = &mut self.layer_positions {
+            for lp in per_layer {
+                lp.extend_from_slice(&self.positions[before..]);
+            }
+        }
     }
 
     /// Appends `n` tokens' keys and values (rows of `n_kv_heads * head_dim`) to layer `il`;
@@ -134,6 +159,9 @@ impl KvStore {
     pub fn truncate(&mut self, n: usize) {
         let d = self.head_dim;
         self.positions.truncate(n);
+        if let Some(per_layer) = &mut self.layer_positions {
+            per_layer.iter_mut().for_each(|lp| lp.truncate(n));
+        }
         for layer in &mut self.layers {
             for buf in layer
                 .k
@@ -150,6 +178,11 @@ impl KvStore {
     pub fn remove_range(&mut self, range: Range<usize>) {
         let d = self.head_dim;
         self.positions.drain(range.clone());
+        if let Some(per_layer) = &mut self.layer_positions {
+            per_layer.iter_mut().for_each(|lp| {
+                lp.drain(range.clone());
+            });
+        }
         for layer in &mut self.layers {
             for buf in layer
                 .k
@@ -167,26 +200,44 @@ impl KvStore {
     pub fn retain_slots(&mut self, keep: &[usize]) {
         let d = self.head_dim;
         debug_assert!(keep.windows(2).all(|w| w[0] < w[1]));
-        let compact = |buf: &mut Vec<f32>| {
-            for (dst, &src) in keep.iter().enumerate() {
-                if dst != src {
-                    buf.copy_within(src * d..(src + 1) * d, dst * d);
-                }
-            }
-            buf.truncate(keep.len() * d);
-        };
         for layer in &mut self.layers {
             layer
                 .k
                 .iter_mut()
                 .chain(&mut layer.k_pre)
                 .chain(&mut layer.v)
-                .for_each(compact);
+                .for_each(|buf| gather_rows(buf, keep, d));
         }
-        for (dst, &src) in keep.iter().enumerate() {
-            self.positions[dst] = self.positions[src];
+        gather_positions(&mut self.positions, keep);
+        if let Some(per_layer) = &mut self.layer_positions {
+            per_layer
+                .iter_mut()
+                .for_each(|lp| gather_positions(lp, keep));
         }
-        self.positions.truncate(keep.len());
+    }
+
+    /// Keeps, in each layer `il`, only the slots `keep[il]` (ascending; every list of the same
+    /// length): CItruS's per-layer selection. Afterwards each layer has its own positions
+    /// ([`layer_positions`](Self::layer_positions)); [`positions`](Self::positions) is layer 0's.
+    pub fn retain_slots_per_layer(&mut self, keep: &[Vec<usize>]) {
+        let d = self.head_dim;
+        debug_assert_eq!(keep.len(), self.layers.len());
+        debug_assert!(keep.iter().all(|k| k.len() == keep[0].len()));
+        let mut per_layer = self
+            .layer_positions
+            .take()
+            .unwrap_or_else(|| vec![self.positions.clone(); self.layers.len()]);
+        for ((layer, lp), keep) in self.layers.iter_mut().zip(&mut per_layer).zip(keep) {
+            layer
+                .k
+                .iter_mut()
+                .chain(&mut layer.k_pre)
+                .chain(&mut layer.v)
+                .for_each(|buf| gather_rows(buf, keep, d));
+            gather_positions(lp, keep);
+        }
+        self.positions.clone_from(&per_layer[0]);
+        self.layer_positions = Some(per_layer);
     }
 
     /// Bytes of key/value data held (what a policy's budget bounds).
@@ -212,6 +263,23 @@ impl KvStore {
         }
         self.positions.shrink_to_fit();
     }
+}
+
+/// Moves rows `keep[i]` (ascending) of `d` floats to row `i` and drops the rest.
+fn gather_rows(buf: &mut Vec<f32>, keep: &[usize], d: usize) {
+    for (dst, &src) in keep.iter().enumerate() {
+        if dst != src {
+            buf.copy_within(src * d..(src + 1) * d, dst * d);
+        }
+    }
+    buf.truncate(keep.len() * d);
+}
+
+fn gather_positions(pos: &mut Vec<i64>, keep: &[usize]) {
+    for (dst, &src) in keep.iter().enumerate() {
+        pos[dst] = pos[src];
+    }
+    pos.truncate(keep.len());
 }
 
 #[cfg(test)]
@@ -257,5 +325,31 @@ mod tests {
         assert_eq!(kv.layer(0).k_pre[0], vec![10.0, 12.0, 14.0]);
         assert_eq!(kv.layer(0).v[0], vec![20.0, 22.0, 24.0]);
         assert_eq!(kv.bytes(), 3 * 3 * 4);
+    }
+
+    #[test]
+    fn per_layer_retain_keeps_each_layers_own_slots_and_positions() {
+        let mut kv = KvStore::new(2, 1, 1, false);
+        kv.begin_chunk(0..4);
+        let k = [0.0, 1.0, 2.0, 3.0];
+        kv.append(0, &k, &[], &k, 4);
+        kv.append(1, &k, &[], &k, 4);
+        kv.end_chunk();
+        kv.retain_slots_per_layer(&[vec![0, 3], vec![1, 2]]);
+        assert!(kv.layers_differ());
+        assert_eq!(kv.layer_positions(0), &[0, 3]);
+        assert_eq!(kv.layer_positions(1), &[1, 2]);
+        assert_eq!(kv.layer(1).v[0], vec![1.0, 2.0]);
+        assert_eq!(kv.len(), 2);
+        // Appends reach every layer's positions; shared eviction applies to all.
+        kv.begin_chunk(4..5);
+        kv.append(0, &[4.0], &[], &[4.0], 1);
+        kv.append(1, &[4.0], &[], &[4.0], 1);
+        kv.end_chunk();
+        assert_eq!(kv.layer_positions(1), &[1, 2, 4]);
+        kv.remove_range(0..1);
+        assert_eq!(kv.layer_positions(0), &[3, 4]);
+        assert_eq!(kv.layer_positions(1), &[2, 4]);
+        assert_eq!(kv.layer(0).k[0], vec![3.0, 4.0]);
     }
 }

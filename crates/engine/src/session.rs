@@ -90,6 +90,12 @@ impl<'m> Session<'m> {
         self.policy.name()
     }
 
+    /// Gives the policy the question the input will be asked about (CItruS scores the cache
+    /// by its attention); returns whether the policy uses it.
+    pub fn set_instruction(&mut self, tokens: &[u32]) -> bool {
+        self.policy.set_instruction(tokens)
+    }
+
     pub fn tokens(&self) -> &[u32] {
         &self.tokens
     }

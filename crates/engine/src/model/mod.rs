@@ -101,6 +101,11 @@ pub struct Workspace {
     sin: Vec<f32>,
     pos: Vec<i64>,
     pub logits: Vec<f32>,
+    /// `−log p(token | prefix)` of the chunk's tokens after the first (when a policy asks).
+    surprisal: Vec<f32>,
+    /// Log-probabilities of the chunk's last row (when a policy asks for surprisal).
+    next_logprobs: Vec<f32>,
+    head_rows: Vec<f32>,
     mat: MatScratch,
     attn: AttnScratch,
     obs: LayerObs,
@@ -191,13 +196,80 @@ impl Model {
         }
         policy.before_chunk(kv, tokens.len())?;
         kv.begin_chunk((0..tokens.len() as i64).map(|i| start_pos + i));
-        let r = self.forward_layers(tokens, kv, policy, want, ws);
+        let surprisal = policy.wants_surprisal();
+        let r = self.forward_layers(tokens, kv, policy, want, surprisal, ws);
         if r.is_err() {
             kv.abort_chunk();
             return r;
         }
         kv.end_chunk();
+        if surprisal {
+            policy.observe_surprisal(tokens, &ws.surprisal, &ws.next_logprobs);
+        }
         policy.after_chunk(kv)?;
+        if let Some(probe) = policy.probe(kv) {
+            if !probe.is_empty() {
+                // The probe is planned and observed like a chunk right after this one, then
+                // its keys and values are dropped; `ws.logits` keeps this chunk's logits.
+                let next = start_pos + tokens.len() as i64;
+                kv.begin_chunk((0..probe.len() as i64).map(|i| next + i));
+                let r = self.forward_layers(&probe, kv, policy, LogitsWanted::None, false, ws);
+                kv.abort_chunk();
+                r?;
+                policy.after_probe(kv)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the language-model head over every row of the chunk in small blocks (a full
+    /// `rows × vocab` logits matrix would be ~100 MB for 512 rows) and keeps each token's
+    /// surprisal and the last row's log-probabilities (SirLLM's scores).
+    fn token_surprisal(&self, tokens: &[u32], ws: &mut Workspace) -> Result<(), ModelError> {
+        const BLOCK: usize = 32;
+        let (cfg, w) = (&self.cfg, &self.weights);
+        let file = &*w.file;
+        let (n, e, vocab) = (tokens.len(), cfg.n_embd, w.output.rows);
+        ws.surprisal.clear();
+        let mut start = 0;
+        while start < n {
+            let rows = BLOCK.min(n - start);
+            for r in 0..rows {
+                let t = start + r;
+                ops::rms_norm(
+                    &ws.x[t * e..(t + 1) * e],
+                    &w.output_norm,
+                    cfg.rms_eps,
+                    &mut ws.xn[r * e..(r + 1) * e],
+                );
+            }
+            resize(&mut ws.head_rows, rows * vocab);
+            linear(
+                w.output.view(file),
+                &ws.xn[..rows * e],
+                rows,
+                &mut ws.head_rows,
+                &mut ws.mat,
+                &w.output.name,
+            )?;
+            for r in 0..rows {
+                let t = start + r;
+                let row = &mut ws.head_rows[r * vocab..(r + 1) * vocab];
+                if let Some(cap) = cfg.final_logit_softcap {
+                    row.iter_mut().for_each(|l| *l = (*l / cap).tanh() * cap);
+                }
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let lse = max + row.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
+                if t + 1 < n {
+                    let next = tokens[t + 1] as usize;
+                    ws.surprisal.push(row.get(next).map_or(0.0, |&l| lse - l));
+                } else {
+                    ws.next_logprobs.clear();
+                    ws.next_logprobs.extend(row.iter().map(|&l| l - lse));
+                }
+            }
+            start += rows;
+        }
         Ok(())
     }
 
@@ -207,6 +279,7 @@ impl Model {
         kv: &mut KvStore,
         policy: &mut dyn CachePolicy,
         want: LogitsWanted,
+        surprisal: bool,
         ws: &mut Workspace,
     ) -> Result<(), ModelError> {
         let cfg = &self.cfg;
@@ -339,7 +412,7 @@ impl Model {
                 q_pre: &ws.q_pre,
                 q_pos: &ws.pos,
                 kv: kv.layer(il),
-                k_pos: kv.positions(),
+                k_pos: kv.layer_positions(il),
             };
             attend(&input, &plan, &mut ws.attn, &mut ws.att, &mut ws.obs)
                 .map_err(|source| ModelError::Attention { layer: il, source })?;
@@ -407,6 +480,9 @@ impl Model {
             ws.x.iter_mut().zip(&ws.proj).for_each(|(a, b)| *a += b);
         }
 
+        if surprisal {
+            self.token_surprisal(tokens, ws)?;
+        }
         let from = match want {
             LogitsWanted::None => return Ok(()),
             LogitsWanted::Last => n - 1,

@@ -1,19 +1,25 @@
 //! KV-cache policies: what a sequence keeps in its KV store and which spans each layer attends
 //! to. One file per policy; [`REGISTRY`] lists them with their options for the CLI and docs.
 
+mod citrus;
 mod full;
 mod infllm;
 mod lm_infinite;
 mod quest;
+mod sirllm;
 mod streaming;
 
+pub use citrus::CitrusPolicy;
 pub use full::FullPolicy;
 pub use infllm::InfllmPolicy;
 pub use lm_infinite::LmInfinitePolicy;
 pub use quest::QuestPolicy;
+pub use sirllm::SirllmPolicy;
 pub use streaming::StreamingPolicy;
 
-use crate::attention::{AttnPlan, LayerObs};
+use std::sync::Arc;
+
+use crate::attention::{AttnPlan, KeyPos, LayerObs, Slots, Span, SpanMask};
 use crate::kv::KvStore;
 use crate::model::RopeParams;
 
@@ -94,6 +100,32 @@ pub trait CachePolicy: Send {
     fn after_chunk(&mut self, _kv: &mut KvStore) -> Result<(), PolicyError> {
         Ok(())
     }
+    /// Whether the forward pass should report every token's surprisal (SirLLM's score);
+    /// costs a language-model head over every row of the chunk.
+    fn wants_surprisal(&self) -> bool {
+        false
+    }
+    /// Surprisal `−log p(x_i | x_<i)` of the chunk's tokens after the first (`rest`, one
+    /// fewer than `tokens`), and the log-probabilities the chunk's last row gives the next
+    /// token (to score the next chunk's first token). Called after the chunk's keys were
+    /// appended, before [`after_chunk`](Self::after_chunk).
+    fn observe_surprisal(&mut self, _tokens: &[u32], _rest: &[f32], _next_logprobs: &[f32]) {}
+    /// The instruction (question) tokens, for instruction-aware policies (CItruS); the
+    /// others ignore it. Returns whether the policy uses it.
+    fn set_instruction(&mut self, _tokens: &[u32]) -> bool {
+        false
+    }
+    /// Tokens to run as a probe right after this chunk: the forward pass plans and observes
+    /// them like a chunk, then drops their keys and values and calls
+    /// [`after_probe`](Self::after_probe) (CItruS scores the cache by its instruction's
+    /// attention this way).
+    fn probe(&mut self, _kv: &KvStore) -> Option<Arc<[u32]>> {
+        None
+    }
+    /// Runs after a probe pass; its keys and values are already gone.
+    fn after_probe(&mut self, _kv: &mut KvStore) -> Result<(), PolicyError> {
+        Ok(())
+    }
 }
 
 /// One option of a policy, for help text and validation.
@@ -119,6 +151,8 @@ pub const REGISTRY: &[PolicyInfo] = &[
     lm_infinite::INFO,
     infllm::INFO,
     quest::INFO,
+    sirllm::INFO,
+    citrus::INFO,
 ];
 
 fn known_names() -> String {
@@ -172,6 +206,97 @@ pub(crate) fn positive(policy: &str, option: &str, value: &str) -> Result<usize,
     }
 }
 
+/// Spans for a cache whose slots are renumbered (StreamingLLM's positions, also SirLLM and
+/// CItruS): slot `j` sits at slot distance from the chunk's rows, which occupy the last
+/// `n_rows` slots. The longest run of consecutive true positions ending at the chunk keeps
+/// its true positions (there slot and true distances agree, and keys need no re-rotation);
+/// the slots before it are rotated at their slot positions. `positions` are the layer's.
+pub(crate) fn slot_renumbered_spans(positions: &[i64], n_rows: usize, q_pos0: i64) -> Vec<Span> {
+    let len = positions.len();
+    let mut run_start = len.saturating_sub(n_rows.max(1));
+    while run_start > 0 && positions[run_start - 1] + 1 == positions[run_start] {
+        run_start -= 1;
+    }
+    let mut spans = Vec::with_capacity(2);
+    if run_start > 0 {
+        let shift = q_pos0 - (len - n_rows) as i64;
+        let virt: Arc<[i64]> = (0..run_start as i64).map(|j| j + shift).collect();
+        spans.push(Span {
+            slots: Slots::Range(0..run_start),
+            pos: KeyPos::Virtual(virt),
+            mask: SpanMask::Causal,
+        });
+    }
+    spans.push(Span::original(run_start..len, SpanMask::Causal));
+    spans
+}
+
+/// Reads a policy's `key=value` options with typed, named errors.
+pub(crate) struct OptionReader<'a> {
+    policy: &'static str,
+    opts: &'a [(String, String)],
+}
+
+impl<'a> OptionReader<'a> {
+    pub(crate) fn new(policy: &'static str, opts: &'a [(String, String)]) -> OptionReader<'a> {
+        OptionReader { policy, opts }
+    }
+
+    fn raw(&self, name: &str) -> Option<&'a str> {
+        self.opts
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn bad(&self, name: &str, value: &str, reason: &str) -> PolicyError {
+        PolicyError::BadOption {
+            policy: self.policy.into(),
+            option: name.into(),
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A positive integer option, if given.
+    pub(crate) fn positive(&self, name: &str) -> Result<Option<usize>, PolicyError> {
+        self.raw(name)
+            .map(|v| positive(self.policy, name, v))
+            .transpose()
+    }
+
+    /// A non-negative integer option, if given.
+    pub(crate) fn count(&self, name: &str) -> Result<Option<usize>, PolicyError> {
+        self.raw(name)
+            .map(|v| {
+                v.parse::<usize>()
+                    .map_err(|_| self.bad(name, v, "must be a non-negative integer"))
+            })
+            .transpose()
+    }
+
+    /// A number in `lo..=hi`, if given.
+    pub(crate) fn fraction(
+        &self,
+        name: &str,
+        lo: f32,
+        hi: f32,
+    ) -> Result<Option<f32>, PolicyError> {
+        self.raw(name)
+            .map(|v| match v.parse::<f32>() {
+                Ok(x) if x.is_finite() && (lo..=hi).contains(&x) => Ok(x),
+                _ => Err(self.bad(name, v, &format!("must be a number in {lo}..={hi}"))),
+            })
+            .transpose()
+    }
+
+    /// An error for an option whose value conflicts with the others.
+    pub(crate) fn conflict(&self, name: &str, value: usize, reason: String) -> PolicyError {
+        self.bad(name, &value.to_string(), &reason)
+    }
+}
+
 /// Builds a policy by registry name with `key=value,...` options.
 pub fn build_policy(
     name: &str,
@@ -189,6 +314,8 @@ pub fn build_policy(
         "lm-infinite" => Ok(Box::new(LmInfinitePolicy::from_options(&opts, facts)?)),
         "infllm" => Ok(Box::new(InfllmPolicy::from_options(&opts, facts)?)),
         "quest" => Ok(Box::new(QuestPolicy::from_options(&opts, facts)?)),
+        "sirllm" => Ok(Box::new(SirllmPolicy::from_options(&opts, facts)?)),
+        "citrus" => Ok(Box::new(CitrusPolicy::from_options(&opts, facts)?)),
         _ => Err(PolicyError::Unknown(name.to_string())),
     }
 }

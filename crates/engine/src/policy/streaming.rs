@@ -1,12 +1,11 @@
 //! `streaming`: StreamingLLM — a few attention-sink tokens plus a rolling window of recent
 //! tokens, positions renumbered by cache slot (engine-methods §2).
 
-use std::sync::Arc;
-
-use crate::attention::{AttnPlan, KeyPos, Slots, Span, SpanMask};
+use crate::attention::{AttnPlan, Span, SpanMask};
 use crate::kv::KvStore;
 use crate::policy::{
-    positive, CachePolicy, ModelFacts, PlanContext, PolicyError, PolicyInfo, PolicyOption,
+    positive, slot_renumbered_spans, CachePolicy, ModelFacts, PlanContext, PolicyError, PolicyInfo,
+    PolicyOption,
 };
 
 pub(crate) const INFO: PolicyInfo = PolicyInfo {
@@ -149,22 +148,13 @@ impl CachePolicy for StreamingPolicy {
                 observe: Vec::new(),
             };
         }
-        let sinks = self.sinks.min(len);
         // Slot renumbering: the window is contiguous up to the chunk, so its slot distances
-        // equal its true distances; sink i sits at slot i, i.e. at this position in the
-        // queries' frame (the chunk's first row is at slot len − n).
-        let n = ctx.q_pos.len();
-        let shift = ctx.q_pos[0] - (len - n) as i64;
-        let sink_pos: Arc<[i64]> = (0..sinks as i64).map(|i| i + shift).collect();
+        // equal its true distances; the sinks sit at their slots. Before anything is evicted
+        // the whole store is one run at true positions, which keeps it bit-identical to `full`
+        // (a split softmax sums in another order, and int8 activation rounding can amplify
+        // that last-bit difference).
         AttnPlan {
-            spans: vec![
-                Span {
-                    slots: Slots::Range(0..sinks),
-                    pos: KeyPos::Virtual(sink_pos),
-                    mask: SpanMask::Causal,
-                },
-                Span::original(sinks..len, SpanMask::Causal),
-            ],
+            spans: slot_renumbered_spans(kv.positions(), ctx.q_pos.len(), ctx.q_pos[0]),
             observe: Vec::new(),
         }
     }
