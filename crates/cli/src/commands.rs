@@ -359,6 +359,9 @@ pub fn ask(args: &ModelArgs, g: &GenArgs, file: &Path, question: &str) -> Result
         &model,
         make_named_policy(&model, &policy, &args.policy_opt)?,
     );
+    // Instruction-aware policies (citrus) score the document by the question's attention.
+    let question_tokens = model.tokenizer.encode(question.trim(), false, false);
+    session.set_instruction(&question_tokens);
     run_generation(&mut session, &tokens, &params)?;
     Ok(())
 }
