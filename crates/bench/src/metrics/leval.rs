@@ -255,16 +255,14 @@ pub fn process_output_code(response: &str, gt: &str) -> String {
         s = s.replace(from, "");
     }
     const FINAL: &str = "the final output";
-    let words: Vec<&str>;
-    if s.contains(FINAL) {
+    let words: Vec<&str> = if s.contains(FINAL) {
         let tail = s.rsplit(FINAL).next().unwrap_or("");
-        let all = split_whitespace_runs(tail);
-        words = all.into_iter().take(keep).collect();
+        split_whitespace_runs(tail).into_iter().take(keep).collect()
     } else {
         let all = split_whitespace_runs(&s);
         let skip = all.len().saturating_sub(keep);
-        words = all.into_iter().skip(skip).collect();
-    }
+        all.into_iter().skip(skip).collect()
+    };
     words.join(" ")
 }
 
@@ -497,7 +495,7 @@ mod tests {
 
     #[test]
     fn code_hand_checked() {
-        assert_eq!(process_gt_code("[1, 2]\n[3]"), "[1 2] [3]");
+        assert_eq!(process_gt_code("[1, 2]\n[3]"), "[1 2][3]");
         assert_eq!(split_whitespace_runs(" a  b "), ["", "a", "b", ""]);
         assert_eq!(
             process_output_code("The output will be 3 4", "3 4"),
