@@ -268,12 +268,10 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        // Both "Location" and "Other location"? "Other location" is lower-case l, so only
-        // "Location" is found.
+        // Class names are matched case-sensitively: "Other location" is not in "Location".
         assert_eq!(classification_score("Location", "Location", &classes), 1.0);
         // "City" and "Location" found; gold "City" → 1/2.
         assert_eq!(classification_score("City Location", "City", &classes), 0.5);
-        // Gold "Other location": "location"? no — classes are case-sensitive.
         assert_eq!(classification_score("nothing", "City", &classes), 0.0);
         // Remove-while-iterating: with gold "abc", matches [a, b, abc]: "a" is removed,
         // which skips "b"; left [b, abc] → 1/2 (a correct loop would give 1).

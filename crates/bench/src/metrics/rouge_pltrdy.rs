@@ -108,6 +108,8 @@ fn recon_lcs(
     union: &mut HashSet<u32>,
 ) -> Result<(), RougeFailure> {
     let (n, m) = (x.len(), y.len());
+    // Table entries are u16; LCS lengths stay below the frame budget.
+    let frames = frames.min(usize::from(u16::MAX));
     // Every path takes at least min(n, m) steps, one frame each plus the final call.
     if n.min(m) + 1 > frames {
         return Err(RougeFailure::Recursion);
