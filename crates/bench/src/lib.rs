@@ -73,7 +73,7 @@ mod tests {
         let task = find_task("passkey").unwrap();
         assert_eq!(task.metric, Metric::FirstIntegerEq);
         assert_eq!(task.metric.name(), "first_integer_eq");
-        assert_eq!(task.metric.score("The pass key is 12.", "12"), 1.0);
+        assert_eq!(task.metric.score("The pass key is 12.", "12").unwrap(), 1.0);
         let err = find_task("ruler").unwrap_err().to_string();
         assert!(
             err.contains("unknown task 'ruler'") && err.contains("passkey"),

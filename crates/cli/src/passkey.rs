@@ -289,7 +289,8 @@ fn run_sample(
         }
     }
     let answer = passkey.to_string();
-    outcome.correct = outcome.error.is_none() && metric.score(&outcome.output, &answer) == 1.0;
+    outcome.correct = outcome.error.is_none()
+        && matches!(metric.score(&outcome.output, &answer), Ok(s) if s == 1.0);
     outcome.peak_rss_mib = peak_rss_mib();
     outcome
 }
