@@ -1,5 +1,6 @@
 //! Task generators, one module per benchmark family.
 
 pub mod common;
+pub mod niah;
 pub mod passkey;
 pub mod words;
