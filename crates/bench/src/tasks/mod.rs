@@ -3,4 +3,5 @@
 pub mod common;
 pub mod niah;
 pub mod passkey;
+pub mod ruler;
 pub mod words;
