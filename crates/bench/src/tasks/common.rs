@@ -1,0 +1,522 @@
+//! Shared machinery of the synthetic generators: the configuration, the registry entry type,
+//! length fitting, seeded choices, data files and the scorers of the synthetic tasks.
+//!
+//! Every synthetic generator takes a [`GenConfig`] and a caller-supplied
+//! [`TokenCounter`] and returns ready [`Sample`]s whose prompts are the largest that fit the
+//! target length (see each task for what is counted). Randomness comes only from
+//! [`SplitMix64`] seeded with `(seed, task, length, depth, sample)`, so a sample can be
+//! regenerated on its own and is identical on every platform.
+
+use std::path::{Path, PathBuf};
+
+use crate::rng::SplitMix64;
+use crate::sample::Sample;
+use crate::tasks::passkey::TokenCounter;
+use crate::{BenchError, Metric};
+
+/// Depths used when a configuration names none: 0, 10, …, 100 percent.
+pub const DEFAULT_DEPTHS: [u32; 11] = [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
+
+/// The environment variable naming the shared data folder (the one holding
+/// `paul-graham-essays/`).
+pub const DATA_ENV: &str = "LONGCTX_DATA";
+
+/// What to generate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenConfig {
+    /// Target length in model tokens (what counts is stated per task).
+    pub length: usize,
+    /// Needle depths in percent (0 = start of the haystack); empty = the task's default
+    /// (upstream's random placement for RULER, [`DEFAULT_DEPTHS`] elsewhere). Tasks without
+    /// a haystack position (RULER vt/cwe/fwe, the ancestral trace challenge) ignore it.
+    pub depths: Vec<u32>,
+    /// Samples per depth.
+    pub num_samples: usize,
+    pub seed: u64,
+    /// The shared data folder, e.g. `/work/shared/data` (see [`default_data_root`]).
+    pub data_root: PathBuf,
+}
+
+impl GenConfig {
+    /// A configuration with the given length, depths and count, seed 0, and
+    /// [`default_data_root`] (or `shared/data` if none is found).
+    pub fn new(length: usize, depths: &[u32], num_samples: usize) -> GenConfig {
+        GenConfig {
+            length,
+            depths: depths.to_vec(),
+            num_samples,
+            seed: 0,
+            data_root: default_data_root().unwrap_or_else(|| PathBuf::from("shared/data")),
+        }
+    }
+
+    /// Checks the length, the depths and the sample count.
+    pub fn validate(&self) -> Result<(), BenchError> {
+        if self.length == 0 {
+            return Err(BenchError::ZeroLength);
+        }
+        if let Some(&depth) = self.depths.iter().find(|&&d| d > 100) {
+            return Err(BenchError::DepthOutOfRange(depth));
+        }
+        if self.num_samples == 0 {
+            return Err(invalid_config("the number of samples must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The configured depths, or `default` when none are configured.
+    pub fn depths_or(&self, default: &[u32]) -> Vec<u32> {
+        if self.depths.is_empty() {
+            default.to_vec()
+        } else {
+            self.depths.clone()
+        }
+    }
+}
+
+/// A generator: samples for a configuration, lengths measured with the counter.
+pub type GenerateFn = fn(&GenConfig, &dyn TokenCounter) -> Result<Vec<Sample>, BenchError>;
+
+/// A scorer: the score of a model output for a sample, in `0.0..=1.0`.
+pub type ScoreFn = fn(&str, &Sample) -> f64;
+
+/// A registry entry of a synthetic task.
+#[derive(Clone, Copy, Debug)]
+pub struct SyntheticTask {
+    /// Registry name, e.g. `ruler/niah_single_1`; also [`Sample::task`].
+    pub name: &'static str,
+    pub summary: &'static str,
+    /// The [`Metric`] recorded in the samples (the closest variant that exists today).
+    pub metric: Metric,
+    /// The upstream name of the scoring rule [`SyntheticTask::score`] implements.
+    pub scorer: &'static str,
+    pub max_new_tokens: usize,
+    pub generate: GenerateFn,
+    pub score: ScoreFn,
+}
+
+/// A configuration error that has no [`BenchError`] variant of its own: reported as an
+/// `InvalidInput` I/O error on the pseudo-path `<config>`.
+pub fn invalid_config(message: &str) -> BenchError {
+    BenchError::Io {
+        path: PathBuf::from("<config>"),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, message.to_string()),
+    }
+}
+
+/// The shared data folder: `$LONGCTX_DATA` when set, else the first `shared/data` folder
+/// found walking up from this crate's source directory.
+pub fn default_data_root() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(DATA_ENV) {
+        return Some(PathBuf::from(dir));
+    }
+    let mut dir = Some(Path::new(env!("CARGO_MANIFEST_DIR")));
+    while let Some(d) = dir {
+        let candidate = d.join("shared").join("data");
+        if candidate.is_dir() {
+            return Some(candidate);
+        }
+        dir = d.parent();
+    }
+    None
+}
+
+/// `root/relative`, or a `NotFound` error naming the path and [`DATA_ENV`].
+pub fn data_path(root: &Path, relative: &str) -> Result<PathBuf, BenchError> {
+    let path = root.join(relative);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(BenchError::Io {
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "benchmark data not found; point {DATA_ENV} (or the data root) at the folder \
+                     that holds '{relative}'"
+                ),
+            ),
+            path,
+        })
+    }
+}
+
+/// Reads a data file as text (see [`data_path`]).
+pub fn read_data(root: &Path, relative: &str) -> Result<String, BenchError> {
+    let path = data_path(root, relative)?;
+    std::fs::read_to_string(&path).map_err(|source| BenchError::Io { path, source })
+}
+
+/// The Paul Graham essays of the NIAH harness (`paul-graham-essays/niah/*.txt`), one string
+/// per essay, sorted by file name.
+pub fn niah_essay_records(root: &Path) -> Result<Vec<String>, BenchError> {
+    let dir = data_path(root, "paul-graham-essays/niah")?;
+    let io = |source| BenchError::Io {
+        path: dir.clone(),
+        source,
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no essays (*.txt) in this folder; check {DATA_ENV}"),
+        )));
+    }
+    files
+        .into_iter()
+        .map(|file| {
+            std::fs::read_to_string(&file).map_err(|source| BenchError::Io { path: file, source })
+        })
+        .collect()
+}
+
+/// The NIAH essays concatenated without separators, as upstream appends them.
+pub fn niah_essays(root: &Path) -> Result<String, BenchError> {
+    Ok(niah_essay_records(root)?.concat())
+}
+
+/// The largest `n >= min` with `cost(n) + overhead <= length`, assuming `cost` never
+/// decreases with `n`; searched by doubling from `min`, then bisection, and never above
+/// `ceiling`. Errors with [`BenchError::LengthTooShort`] when `min` does not fit.
+pub fn fit_largest(
+    min: usize,
+    ceiling: usize,
+    length: usize,
+    overhead: usize,
+    cost: impl Fn(usize) -> usize,
+) -> Result<usize, BenchError> {
+    let fits = |n: usize| cost(n).saturating_add(overhead) <= length;
+    let smallest = cost(min).saturating_add(overhead);
+    if smallest > length {
+        return Err(BenchError::LengthTooShort {
+            length,
+            minimum: smallest,
+        });
+    }
+    let ceiling = ceiling.max(min);
+    let mut low = min;
+    let mut step = 1;
+    let mut high = loop {
+        let candidate = low.saturating_add(step);
+        if candidate > ceiling {
+            break ceiling + 1;
+        }
+        if fits(candidate) {
+            low = candidate;
+            step = step.saturating_mul(2);
+        } else {
+            break candidate;
+        }
+    };
+    while high - low > 1 {
+        let middle = low + (high - low) / 2;
+        if fits(middle) {
+            low = middle;
+        } else {
+            high = middle;
+        }
+    }
+    Ok(low)
+}
+
+/// A stable 64-bit id of a task name (FNV-1a), mixed into every sample's seed.
+pub fn fnv1a64(text: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// The generator of one sample: `SplitMix64::from_parts(&[seed, fnv1a64(task), length,
+/// depth, index])`; `depth` is 101 for tasks or samples without one.
+pub fn sample_rng(task: &str, cfg: &GenConfig, depth: Option<u32>, index: usize) -> SplitMix64 {
+    SplitMix64::from_parts(&[
+        cfg.seed,
+        fnv1a64(task),
+        cfg.length as u64,
+        u64::from(depth.unwrap_or(101)),
+        index as u64,
+    ])
+}
+
+/// Uniform index in `0..n` (`n > 0`).
+pub fn index(rng: &mut SplitMix64, n: usize) -> usize {
+    rng.below(n as u64) as usize
+}
+
+/// Fisher–Yates shuffle, drawing from the back.
+pub fn shuffle<T>(rng: &mut SplitMix64, items: &mut [T]) {
+    for i in (1..items.len()).rev() {
+        let j = index(rng, i + 1);
+        items.swap(i, j);
+    }
+}
+
+/// `k` distinct indices of `0..n` in draw order (`k <= n`), by a partial Fisher–Yates
+/// shuffle over a sparse map so that large `n` costs nothing.
+pub fn sample_distinct(rng: &mut SplitMix64, n: usize, k: usize) -> Vec<usize> {
+    let k = k.min(n);
+    let mut swapped = std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(k);
+    for i in 0..k {
+        let j = i + index(rng, n - i);
+        let at_j = *swapped.get(&j).unwrap_or(&j);
+        let at_i = *swapped.get(&i).unwrap_or(&i);
+        swapped.insert(j, at_i);
+        out.push(at_j);
+    }
+    out
+}
+
+/// A version-4 UUID from 128 random bits, as Python's `uuid.UUID(int=bits, version=4)`
+/// renders it (lowercase, 8-4-4-4-12).
+pub fn uuid4(rng: &mut SplitMix64) -> String {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&rng.next_u64().to_be_bytes());
+    bytes[8..].copy_from_slice(&rng.next_u64().to_be_bytes());
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// `round(count × depth / 100)`, half up, clamped to `count`.
+pub fn depth_index(count: usize, depth: u32) -> usize {
+    ((count * depth.min(100) as usize + 50) / 100).min(count)
+}
+
+/// Splits text into sentences: a sentence ends after a word whose last character (ignoring
+/// closing quotes and brackets) is `.`, `!` or `?`. A simple stand-in for NLTK's Punkt
+/// (abbreviations such as "e.g." also end a sentence here). Words are whitespace-separated;
+/// sentences are returned as slices of `text`, trimmed.
+pub fn split_sentences(text: &str) -> Vec<&str> {
+    let mut sentences = Vec::new();
+    let mut start = None;
+    let mut word_start = None;
+    let ends = |word: &str| {
+        word.trim_end_matches(['"', '\'', ')', ']', '\u{201d}', '\u{2019}'])
+            .ends_with(['.', '!', '?'])
+    };
+    for (i, c) in text.char_indices() {
+        if c.is_whitespace() {
+            if let Some(ws) = word_start.take() {
+                if ends(&text[ws..i]) {
+                    sentences.push(&text[start.unwrap_or(ws)..i]);
+                    start = None;
+                }
+            }
+        } else {
+            if word_start.is_none() {
+                word_start = Some(i);
+            }
+            if start.is_none() {
+                start = Some(i);
+            }
+        }
+    }
+    if let Some(s) = start {
+        sentences.push(text[s..].trim_end());
+    }
+    sentences
+}
+
+/// RULER's prediction post-processing (`scripts/eval/evaluate.py`): strip, replace every
+/// control character `\x00`–`\x1f` by a newline, strip again.
+pub fn ruler_postprocess(prediction: &str) -> String {
+    prediction
+        .trim()
+        .chars()
+        .map(|c| if (c as u32) < 0x20 { '\n' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// RULER `string_match_all` for one sample: the share of references contained
+/// (case-insensitively) in the post-processed prediction; 0 when there are no references.
+pub fn string_match_all(prediction: &str, references: &[String]) -> f64 {
+    if references.is_empty() {
+        return 0.0;
+    }
+    let pred = ruler_postprocess(prediction).to_lowercase();
+    let found = references
+        .iter()
+        .filter(|r| pred.contains(&r.to_lowercase()))
+        .count();
+    found as f64 / references.len() as f64
+}
+
+/// RULER `string_match_part` for one sample: 1 when any reference is contained
+/// (case-insensitively) in the post-processed prediction.
+pub fn string_match_part(prediction: &str, references: &[String]) -> f64 {
+    let pred = ruler_postprocess(prediction).to_lowercase();
+    if references.iter().any(|r| pred.contains(&r.to_lowercase())) {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// [`ScoreFn`] of `string_match_all` over the sample's answers.
+pub fn score_string_match_all(prediction: &str, sample: &Sample) -> f64 {
+    string_match_all(prediction, &sample.answers)
+}
+
+/// [`ScoreFn`] of `string_match_part` over the sample's answers.
+pub fn score_string_match_part(prediction: &str, sample: &Sample) -> f64 {
+    string_match_part(prediction, &sample.answers)
+}
+
+/// The content of the last `\boxed{…}` in `text` with balanced braces (OpenCompass
+/// `extract_boxed_answer`); one outer brace pair around the content is removed
+/// (`strip_double_curly_brace`). `None` when there is no complete box.
+pub fn last_boxed(text: &str) -> Option<&str> {
+    let start = text.rfind("\\boxed{")? + "\\boxed{".len();
+    let mut depth = 1usize;
+    for (i, c) in text[start..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    let inner = &text[start..start + i];
+                    return Some(
+                        inner
+                            .strip_prefix('{')
+                            .and_then(|s| s.strip_suffix('}'))
+                            .unwrap_or(inner),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// OpenCompass `clean_atc_answer`: unwrap `\text{…}` and `\boxed{…}`, drop `\[`/`\]` and
+/// backslashes, collapse whitespace, drop quotes, turn `~` into spaces.
+pub fn clean_atc_answer(text: &str) -> String {
+    fn unwrap_command(text: &str, command: &str) -> String {
+        // re.sub(r'\\cmd\{([^}]+)\}', r'\1', text)
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find(command) {
+            let after = &rest[at + command.len()..];
+            match after.find('}') {
+                Some(close) if close > 0 && !after[..close].contains('}') => {
+                    out.push_str(&rest[..at]);
+                    out.push_str(&after[..close]);
+                    rest = &after[close + 1..];
+                }
+                _ => {
+                    out.push_str(&rest[..at + command.len()]);
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+    if text.is_empty() || text == "None" {
+        return "None".to_string();
+    }
+    let text = unwrap_command(text, "\\text{");
+    let text = unwrap_command(&text, "\\boxed{");
+    let text = text.replace("\\[", "").replace("\\]", "").replace('\\', "");
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    text.replace(['"', '\''], "").replace('~', " ")
+}
+
+/// NeedleBench V2 reasoning/ATC scoring: the cleaned content of the last `\boxed{}` equals
+/// the answer (both trimmed) → 1.0, else 0.0 (also when there is no box).
+pub fn boxed_exact(prediction: &str, answer: &str) -> f64 {
+    match last_boxed(prediction) {
+        Some(content) if clean_atc_answer(content).trim() == answer.trim() => 1.0,
+        _ => 0.0,
+    }
+}
+
+/// [`ScoreFn`] of [`boxed_exact`] against the sample's first answer.
+pub fn score_boxed_exact(prediction: &str, sample: &Sample) -> f64 {
+    sample
+        .answers
+        .first()
+        .map_or(0.0, |a| boxed_exact(prediction, a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_largest_finds_the_boundary() {
+        for length in [10, 11, 57, 1000] {
+            let n = fit_largest(1, 10_000, length, 3, |n| 2 * n + 1).unwrap();
+            assert!(2 * n + 1 + 3 <= length && 2 * (n + 1) + 1 + 3 > length);
+        }
+        assert!(matches!(
+            fit_largest(5, 100, 10, 0, |n| n * 3),
+            Err(BenchError::LengthTooShort {
+                length: 10,
+                minimum: 15
+            })
+        ));
+        assert_eq!(fit_largest(1, 50, 10, 0, |_| 0).unwrap(), 50);
+    }
+
+    #[test]
+    fn seeded_helpers() {
+        let mut rng = SplitMix64::new(3);
+        let picks = sample_distinct(&mut rng, 10, 10);
+        let mut sorted = picks.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..10).collect::<Vec<_>>());
+        let id = uuid4(&mut rng);
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!("89ab".contains(&id[19..20]));
+        assert_eq!(depth_index(24, 50), 12);
+        assert_eq!(depth_index(24, 100), 24);
+    }
+
+    #[test]
+    fn sentences_split_at_terminal_punctuation() {
+        let s = split_sentences("One two. Three? \"Four!\" five\nsix. seven");
+        assert_eq!(
+            s,
+            ["One two.", "Three?", "\"Four!\"", "five\nsix.", "seven"]
+        );
+    }
+
+    #[test]
+    fn ruler_and_boxed_scores() {
+        let refs = vec!["Apple".to_string(), "pear".to_string()];
+        assert_eq!(string_match_all("apple and PEAR", &refs), 1.0);
+        assert_eq!(string_match_all("apple\u{1}", &refs), 0.5);
+        assert_eq!(string_match_part("a pear", &refs), 1.0);
+        assert_eq!(string_match_part("none", &refs), 0.0);
+        assert_eq!(last_boxed("x \\boxed{A} y \\boxed{{B C}}"), Some("B C"));
+        assert_eq!(last_boxed("\\boxed{open"), None);
+        assert_eq!(
+            boxed_exact("So it is \\boxed{\\text{Jane~Doe}}.", "Jane Doe"),
+            1.0
+        );
+        assert_eq!(boxed_exact("So it is \\boxed{'Jane Doe'}", "Jane Doe"), 1.0);
+        assert_eq!(boxed_exact("Jane Doe", "Jane Doe"), 0.0);
+        assert_eq!(boxed_exact("\\boxed{John Doe}", "Jane Doe"), 0.0);
+    }
+}
