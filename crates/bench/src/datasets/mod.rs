@@ -19,6 +19,7 @@ pub mod aa_lcr;
 pub mod leval;
 pub mod longbench_v2;
 pub mod longbench_write;
+pub mod longgenbench;
 pub mod minilongbench;
 pub mod pyliteral;
 mod util;
@@ -135,6 +136,7 @@ pub fn list() -> Vec<&'static DatasetInfo> {
         leval::TASKS,
         longbench_v2::TASKS,
         longbench_write::TASKS,
+        longgenbench::TASKS,
         aa_lcr::TASKS,
     ]
     .into_iter()
