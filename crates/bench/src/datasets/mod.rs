@@ -20,6 +20,7 @@ pub mod leval;
 pub mod longbench_v2;
 pub mod longbench_write;
 pub mod longgenbench;
+pub mod longproc;
 pub mod minilongbench;
 pub mod pyliteral;
 mod util;
@@ -136,6 +137,7 @@ pub fn list() -> Vec<&'static DatasetInfo> {
         leval::TASKS,
         longbench_v2::TASKS,
         longbench_write::TASKS,
+        longproc::TASKS,
         longgenbench::TASKS,
         aa_lcr::TASKS,
     ]
