@@ -9,6 +9,7 @@
 //! Nothing here runs a model: callers pass a token counter for length-targeted generation
 //! and score the text their model produced.
 
+pub mod datasets;
 pub mod journal;
 pub mod metrics;
 pub mod rng;
