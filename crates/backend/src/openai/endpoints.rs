@@ -54,6 +54,10 @@ pub struct EndpointPool {
     cooldown: Duration,
 }
 
+/// Ranks endpoints for [`EndpointPool::pick`], lower first: (failed this request, cooling down
+/// until, requests in flight).
+type PickKey = (bool, Option<Instant>, usize);
+
 /// An endpoint in use; dropping it ends the request's claim.
 #[derive(Debug)]
 pub struct Lease<'a> {
@@ -99,12 +103,11 @@ impl EndpointPool {
         }
         let start = self.next.fetch_add(1, Ordering::SeqCst) % n;
         let now = Instant::now();
-        let mut best: Option<(usize, (bool, Option<Instant>, usize))> = None;
+        let mut best: Option<(usize, PickKey)> = None;
         for k in 0..n {
             let i = (start + k) % n;
             let e = &self.endpoints[i];
             let down = e.down_until().filter(|&t| t > now);
-            // Lower is better: (failed this request, cooling down until, in flight).
             let key = (avoid.contains(&i), down, e.in_flight());
             if best.as_ref().is_none_or(|(_, b)| key < *b) {
                 best = Some((i, key));

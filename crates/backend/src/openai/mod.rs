@@ -201,7 +201,19 @@ impl OpenAiBackend {
             }
             Err(ureq::Error::Transport(t)) => {
                 use ureq::ErrorKind as K;
-                let detail = t.to_string();
+                // Transport's Display repeats the URL; the error names it once.
+                let mut detail = t.kind().to_string();
+                let parts = [
+                    t.message().map(str::to_string),
+                    std::error::Error::source(&t).map(|s| s.to_string()),
+                ];
+                for p in parts.into_iter().flatten() {
+                    if p.starts_with(&detail) {
+                        detail = p;
+                    } else if !detail.contains(&p) {
+                        detail = format!("{detail}: {p}");
+                    }
+                }
                 let endpoint = url.to_string();
                 Err(match t.kind() {
                     K::ConnectionFailed | K::Dns | K::ProxyConnect => {
