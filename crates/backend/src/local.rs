@@ -278,6 +278,8 @@ impl LlmBackend for LocalBackend {
         &self.info
     }
 
+    /// The prompt is tokenized as plain text (BOS added as the vocabulary says; special-token
+    /// text such as `<|im_start|>` is not parsed), like the CLI's `generate`.
     fn complete(&self, req: &CompletionRequest) -> Result<Completion> {
         let started = Instant::now();
         let tokens = self.model.tokenizer.encode(&req.prompt, true, false);

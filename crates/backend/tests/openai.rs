@@ -307,8 +307,7 @@ fn a_dead_endpoint_is_skipped() {
         assert_eq!(remote.chat(&hi()).unwrap().text, "ok");
     }
     assert_eq!(live.hits(), 4);
-    // Once seen down, the dead endpoint is avoided: one refused connection at most... per
-    // cool-down; and with it alone, the client gives up with a connect error naming it.
+    // Alone, the dead endpoint makes the client give up quickly with a connect error naming it.
     let alone = client(vec![dead.clone()]);
     let started = Instant::now();
     let e = alone.chat(&hi()).unwrap_err();

@@ -230,6 +230,8 @@ impl OpenAiBackend {
 
     /// POSTs JSON to `path` on some endpoint, retrying transient failures: on another endpoint
     /// at once while one is left untried for this request, else after the backoff delay.
+    /// The concurrency permit is held through backoff waits, so an overloaded server sees
+    /// fewer requests while it recovers.
     /// Returns the answer and the URL that gave it.
     fn post(&self, place: Place, path: &str, body: &Value) -> Result<(Value, String)> {
         let body = body.to_string();
