@@ -1,0 +1,420 @@
+//! [`OpenAiBackend`]: a blocking client for OpenAI-compatible servers (vLLM, llama.cpp's
+//! `llama-server`, OpenAI): `POST {base}/chat/completions` and `{base}/completions`
+//! (non-streaming), token counting through the servers' `/tokenize`, retries with exponential
+//! backoff, a concurrency limit and several endpoints with requests spread across them.
+
+pub mod endpoints;
+pub mod overflow;
+pub mod retry;
+mod wire;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub use endpoints::{Endpoint, EndpointPool, Semaphore};
+pub use overflow::is_context_overflow;
+pub use retry::RetryPolicy;
+
+use crate::{
+    BackendError, BackendInfo, Capabilities, ChatRequest, Completion, CompletionRequest,
+    LlmBackend, Result,
+};
+
+/// Settings of an [`OpenAiBackend`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpenAiConfig {
+    /// API bases, e.g. `http://host:8000/v1`; requests are spread over them.
+    pub endpoints: Vec<String>,
+    /// The `model` field of every request (vLLM: the served model name; llama.cpp ignores it).
+    pub model: String,
+    /// Environment variable holding the API key, sent as `Authorization: Bearer …` when set.
+    /// The key is read once at construction and never logged or shown in `Debug`.
+    pub api_key_env: String,
+    pub connect_timeout: Duration,
+    /// Longest wait for any read from the server (a whole non-streaming generation).
+    pub read_timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Most requests in flight across all threads and endpoints.
+    pub max_concurrency: usize,
+    /// How long an endpoint that failed is avoided while others are available.
+    pub endpoint_cooldown: Duration,
+    /// The served model's context window in tokens, for [`BackendInfo`] (0 = unknown).
+    pub context_window: usize,
+    /// Most output tokens per request, for [`BackendInfo`] (0 = unknown).
+    pub max_output_tokens: usize,
+    /// Whether the server continues a final assistant message ([`ChatRequest::prefill`]).
+    /// vLLM does with `continue_final_message` (sent), recent llama.cpp servers always do.
+    pub assistant_prefill: bool,
+    /// When the server has no `/tokenize`, count tokens as ⌈UTF-8 bytes / 4⌉ (OpenAI's rule of
+    /// thumb for English) instead of failing with [`BackendError::Unsupported`]. Off by default:
+    /// the estimate can be far off for code and non-English text.
+    pub estimate_tokens: bool,
+}
+
+impl OpenAiConfig {
+    /// Defaults: key from `OPENAI_API_KEY`, 10 s connect and 600 s read timeouts,
+    /// [`RetryPolicy::default`], 4 concurrent requests, 30 s endpoint cool-down, prefill on,
+    /// no token estimate.
+    pub fn new(endpoints: Vec<String>, model: impl Into<String>) -> OpenAiConfig {
+        OpenAiConfig {
+            endpoints,
+            model: model.into(),
+            api_key_env: "OPENAI_API_KEY".into(),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(600),
+            retry: RetryPolicy::default(),
+            max_concurrency: 4,
+            endpoint_cooldown: Duration::from_secs(30),
+            context_window: 0,
+            max_output_tokens: 0,
+            assistant_prefill: true,
+            estimate_tokens: false,
+        }
+    }
+}
+
+/// Where a request goes: under the API base (`/v1`) or the server root (`/tokenize`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Place {
+    Api,
+    Root,
+}
+
+/// An OpenAI-compatible server (or several serving the same model).
+pub struct OpenAiBackend {
+    config: OpenAiConfig,
+    api_key: Option<String>,
+    agent: ureq::Agent,
+    pool: EndpointPool,
+    limit: Semaphore,
+    info: BackendInfo,
+}
+
+impl std::fmt::Debug for OpenAiBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiBackend")
+            .field("config", &self.config)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// The first `n` characters of `s`, marked when cut.
+pub(crate) fn snippet(s: &str, n: usize) -> String {
+    let s = s.trim();
+    match s.char_indices().nth(n) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+impl OpenAiBackend {
+    /// Checks the configuration and reads the API key; contacts no server.
+    pub fn new(config: OpenAiConfig) -> Result<OpenAiBackend> {
+        if config.endpoints.is_empty() {
+            return Err(BackendError::Config("no endpoints".into()));
+        }
+        for e in &config.endpoints {
+            crate::spec::check_url(e)?;
+        }
+        if config.max_concurrency == 0 {
+            return Err(BackendError::Config(
+                "max_concurrency must be at least 1".into(),
+            ));
+        }
+        config.retry.validate()?;
+        let api_key = std::env::var(&config.api_key_env)
+            .ok()
+            .filter(|k| !k.trim().is_empty());
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(config.connect_timeout)
+            .timeout_read(config.read_timeout)
+            .timeout_write(config.read_timeout)
+            .build();
+        let info = BackendInfo {
+            model_id: config.model.clone(),
+            context_window: config.context_window,
+            max_output_tokens: config.max_output_tokens,
+            caps: Capabilities {
+                raw_completion: true,
+                chat: true,
+                assistant_prefill: config.assistant_prefill,
+                logprobs: false,
+                tokenize: true,
+            },
+        };
+        Ok(OpenAiBackend {
+            pool: EndpointPool::new(&config.endpoints, config.endpoint_cooldown),
+            limit: Semaphore::new(config.max_concurrency),
+            api_key,
+            agent,
+            info,
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &OpenAiConfig {
+        &self.config
+    }
+
+    pub fn endpoints(&self) -> &[Endpoint] {
+        self.pool.endpoints()
+    }
+
+    /// One POST, no retries. Errors name the URL.
+    fn post_once(&self, url: &str, body: &str) -> Result<Value> {
+        let mut req = self
+            .agent
+            .post(url)
+            .set("Content-Type", "application/json")
+            .set("Accept", "application/json");
+        if let Some(key) = &self.api_key {
+            req = req.set("Authorization", &format!("Bearer {key}"));
+        }
+        match req.send_string(body) {
+            Ok(resp) => {
+                let text = resp.into_string().map_err(|e| BackendError::Io {
+                    endpoint: url.to_string(),
+                    detail: format!("reading the response: {e}"),
+                })?;
+                serde_json::from_str(&text).map_err(|e| BackendError::BadResponse {
+                    endpoint: url.to_string(),
+                    detail: format!("not JSON ({e}): {}", snippet(&text, 200)),
+                })
+            }
+            Err(ureq::Error::Status(status, resp)) => {
+                let retry_after = resp
+                    .header("Retry-After")
+                    .and_then(retry::parse_retry_after)
+                    .map(crate::RetryAfter);
+                let text = resp.into_string().unwrap_or_default();
+                if overflow::is_context_overflow(status, &text) {
+                    return Err(overflow::overflow_error(url, &text));
+                }
+                Err(BackendError::Http {
+                    endpoint: url.to_string(),
+                    status,
+                    body: snippet(&text, 300),
+                    retry_after,
+                })
+            }
+            Err(ureq::Error::Transport(t)) => {
+                use ureq::ErrorKind as K;
+                // Transport's Display repeats the URL; the error names it once.
+                let mut detail = t.kind().to_string();
+                let parts = [
+                    t.message().map(str::to_string),
+                    std::error::Error::source(&t).map(|s| s.to_string()),
+                ];
+                for p in parts.into_iter().flatten() {
+                    if p.starts_with(&detail) {
+                        detail = p;
+                    } else if !detail.contains(&p) {
+                        detail = format!("{detail}: {p}");
+                    }
+                }
+                let endpoint = url.to_string();
+                Err(match t.kind() {
+                    K::ConnectionFailed | K::Dns | K::ProxyConnect => {
+                        BackendError::Connect { endpoint, detail }
+                    }
+                    K::InvalidUrl | K::UnknownScheme | K::InsecureRequestHttpsOnly => {
+                        BackendError::Config(format!("{endpoint}: {detail}"))
+                    }
+                    _ => BackendError::Io { endpoint, detail },
+                })
+            }
+        }
+    }
+
+    /// POSTs JSON to `path` on some endpoint, retrying transient failures: on another endpoint
+    /// at once while one is left untried for this request, else after the backoff delay.
+    /// The concurrency permit is held through backoff waits, so an overloaded server sees
+    /// fewer requests while it recovers.
+    /// Returns the answer and the URL that gave it.
+    fn post(&self, place: Place, path: &str, body: &Value) -> Result<(Value, String)> {
+        let body = body.to_string();
+        let _permit = self.limit.acquire();
+        let attempts = self.config.retry.max_attempts.max(1);
+        let mut tried: Vec<usize> = Vec::new();
+        let mut waits = 0;
+        let mut last = None;
+        for attempt in 0..attempts {
+            let lease = self
+                .pool
+                .pick(&tried)
+                .ok_or_else(|| BackendError::Config("no endpoints".into()))?;
+            let root = match place {
+                Place::Api => &lease.endpoint.base,
+                Place::Root => &lease.endpoint.root,
+            };
+            let url = format!("{root}{path}");
+            let index = lease.index;
+            let result = self.post_once(&url, &body);
+            drop(lease);
+            match result {
+                Ok(v) => {
+                    self.pool.mark_up(index);
+                    return Ok((v, url));
+                }
+                Err(e) if !retry::is_retryable(&e) => return Err(e),
+                Err(e) => {
+                    if retry::is_endpoint_down(&e) {
+                        self.pool.mark_down(index);
+                    }
+                    if !tried.contains(&index) {
+                        tried.push(index);
+                    }
+                    let untried_left = tried.len() < self.pool.len();
+                    if attempt + 1 < attempts && !untried_left {
+                        std::thread::sleep(self.config.retry.delay_after(waits, &e));
+                        waits += 1;
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        let last = last.unwrap_or_else(|| BackendError::Config("no attempt was made".into()));
+        if attempts == 1 {
+            return Err(last);
+        }
+        Err(BackendError::RetriesExhausted {
+            attempts,
+            last: Box::new(last),
+        })
+    }
+
+    /// `/tokenize` on the server root; `Ok(None)` when the server has none (404/405).
+    fn server_tokenize(&self, text: &str) -> Result<Option<Vec<u32>>> {
+        let body = wire::tokenize_body(&self.config.model, text);
+        match self.post(Place::Root, "/tokenize", &body) {
+            Ok((v, url)) => {
+                wire::parse_tokens(&v)
+                    .map(Some)
+                    .map_err(|detail| BackendError::BadResponse {
+                        endpoint: url,
+                        detail,
+                    })
+            }
+            Err(BackendError::Http {
+                status: 404 | 405, ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// ⌈UTF-8 bytes / 4⌉: the documented fallback estimate of [`OpenAiConfig::estimate_tokens`].
+pub fn estimate_tokens(text: &str) -> usize {
+    text.len().div_ceil(4)
+}
+
+impl LlmBackend for OpenAiBackend {
+    fn info(&self) -> &BackendInfo {
+        &self.info
+    }
+
+    fn complete(&self, req: &CompletionRequest) -> Result<Completion> {
+        let started = Instant::now();
+        wire::check_sampling(&req.sampling)?;
+        let body = wire::completion_body(&self.config.model, req);
+        let (v, url) = self.post(Place::Api, "/completions", &body)?;
+        wire::parse_completion(&v, false, started.elapsed()).map_err(|detail| {
+            BackendError::BadResponse {
+                endpoint: url,
+                detail,
+            }
+        })
+    }
+
+    fn chat(&self, req: &ChatRequest) -> Result<Completion> {
+        let started = Instant::now();
+        wire::check_sampling(&req.sampling)?;
+        if req.messages.is_empty() {
+            return Err(BackendError::InvalidRequest("no messages".into()));
+        }
+        if req.prefill.is_some() && !self.config.assistant_prefill {
+            return Err(BackendError::unsupported("assistant prefill"));
+        }
+        let body = wire::chat_body(&self.config.model, req);
+        let (v, url) = self.post(Place::Api, "/chat/completions", &body)?;
+        wire::parse_completion(&v, true, started.elapsed()).map_err(|detail| {
+            BackendError::BadResponse {
+                endpoint: url,
+                detail,
+            }
+        })
+    }
+
+    fn count_tokens(&self, text: &str) -> Result<usize> {
+        match self.server_tokenize(text)? {
+            Some(t) => Ok(t.len()),
+            None if self.config.estimate_tokens => Ok(estimate_tokens(text)),
+            None => Err(BackendError::unsupported(
+                "token counting (the server has no /tokenize; set estimate_tokens for an estimate)",
+            )),
+        }
+    }
+
+    fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
+        self.server_tokenize(text)?
+            .ok_or_else(|| BackendError::unsupported("tokenize (the server has no /tokenize)"))
+    }
+
+    fn detokenize(&self, tokens: &[u32]) -> Result<String> {
+        let body = wire::detokenize_body(&self.config.model, tokens);
+        match self.post(Place::Root, "/detokenize", &body) {
+            Ok((v, url)) => {
+                wire::parse_detokenized(&v).map_err(|detail| BackendError::BadResponse {
+                    endpoint: url,
+                    detail,
+                })
+            }
+            Err(BackendError::Http {
+                status: 404 | 405, ..
+            }) => Err(BackendError::unsupported(
+                "detokenize (the server has no /detokenize)",
+            )),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimate_and_snippet() {
+        assert_eq!(estimate_tokens(""), 0);
+        assert_eq!(estimate_tokens("abcde"), 2);
+        assert_eq!(snippet("  ab  ", 5), "ab");
+        assert_eq!(snippet("héllo world", 3), "hél…");
+    }
+
+    #[test]
+    fn config_is_checked_and_the_key_never_shows() {
+        let bad = |f: fn(&mut OpenAiConfig)| {
+            let mut c = OpenAiConfig::new(vec!["http://127.0.0.1:1/v1".into()], "m");
+            f(&mut c);
+            OpenAiBackend::new(c)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(bad(|c| c.endpoints.clear()).contains("no endpoints"));
+        assert!(bad(|c| c.max_concurrency = 0).contains("max_concurrency"));
+        assert!(bad(|c| c.endpoints = vec!["ftp://x".into()]).contains("ftp://x"));
+        let var = "LONGCTX_BACKEND_TEST_KEY_DEBUG";
+        std::env::set_var(var, "sk-secret-123");
+        let mut c = OpenAiConfig::new(vec!["http://127.0.0.1:1/v1".into()], "m");
+        c.api_key_env = var.into();
+        let b = OpenAiBackend::new(c).unwrap();
+        let shown = format!("{b:?}");
+        assert!(
+            !shown.contains("sk-secret") && shown.contains("<set>"),
+            "{shown}"
+        );
+    }
+}
