@@ -77,6 +77,11 @@ pub enum Metric {
     LongProc,
     /// LongGenBench's rule-based completion check.
     LongGenBench,
+    /// NeedleBench V2: the last `\boxed{}` answer, cleaned as OpenCompass does, equals the
+    /// answer.
+    BoxedExact,
+    /// Needle Threading: the output (parsed as a Python string or list) starts with the answer.
+    ThreadingPrefix,
 }
 
 /// Errors from scoring.
@@ -112,6 +117,8 @@ impl Metric {
             Metric::LengthScore => "length_score",
             Metric::LongProc => "longproc",
             Metric::LongGenBench => "longgenbench",
+            Metric::BoxedExact => "boxed_exact",
+            Metric::ThreadingPrefix => "threading_prefix",
         }
     }
 
@@ -232,8 +239,11 @@ impl Metric {
                 longwrite::length_score(required, longwrite::count_words(prediction) as f64)
                     .ok_or_else(|| bad(format!("meta.length {required} is not positive")))
             }
-            other @ (Metric::LongProc | Metric::LongGenBench) => {
-                Err(MetricError::NotImplemented(other.name()))
+            Metric::LongProc => crate::datasets::longproc::score(prediction, sample),
+            Metric::LongGenBench => crate::datasets::longgenbench::score(prediction, sample),
+            Metric::BoxedExact => Ok(crate::tasks::common::score_boxed_exact(prediction, sample)),
+            Metric::ThreadingPrefix => {
+                Ok(crate::tasks::needle_threading::score(prediction, sample))
             }
         }
     }

@@ -234,7 +234,7 @@ pub fn prefix_match(prediction: &str, answer: &str) -> f64 {
     }
 }
 
-fn score(prediction: &str, sample: &Sample) -> f64 {
+pub fn score(prediction: &str, sample: &Sample) -> f64 {
     sample
         .answers
         .first()
@@ -310,7 +310,7 @@ const fn entry(
     SyntheticTask {
         name,
         summary,
-        metric: Metric::ExactMatch,
+        metric: Metric::ThreadingPrefix,
         scorer: "needle_threading literal prefix match",
         max_new_tokens,
         generate,

@@ -392,7 +392,7 @@ const fn entry(name: &'static str, summary: &'static str, generate: GenerateFn) 
     SyntheticTask {
         name,
         summary,
-        metric: Metric::ExactMatch,
+        metric: Metric::BoxedExact,
         scorer: "needlebench_atc_postprocess_v2 + exact match (last \\boxed{})",
         max_new_tokens: MAX_NEW_TOKENS,
         generate,
