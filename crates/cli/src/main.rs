@@ -130,6 +130,10 @@ enum Command {
         /// Context already in the cache before the decode test (0 = empty, as tg128).
         #[arg(long, default_value_t = 0)]
         depth: usize,
+        /// How the cache reaches --depth: `real` prefill, or `tiled` (full attention only:
+        /// 2048 real tokens repeated; decode timing only).
+        #[arg(long, value_enum, default_value = "real")]
+        fill: speed::DepthFill,
         /// Repetitions of each test.
         #[arg(short = 'r', long, default_value_t = 3)]
         reps: usize,
@@ -203,8 +207,9 @@ fn run(command: Command) -> anyhow::Result<()> {
             prompt,
             gen,
             depth,
+            fill,
             reps,
-        } => speed::bench_speed(&model, &prompt, gen, depth, reps),
+        } => speed::bench_speed(&model, &prompt, gen, depth, fill, reps),
         Command::Passkey(args) => passkey::run(&args),
     }
 }

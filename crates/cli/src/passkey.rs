@@ -260,6 +260,11 @@ fn run_sample(
         }
     };
     let mut session = Session::new(model, policy);
+    // The question, for instruction-aware policies (citrus); the cue after it is not part of it.
+    let question = model
+        .tokenizer
+        .encode("What is the pass key?", false, false);
+    session.set_instruction(&question);
     let started = Instant::now();
     let fed = session
         .feed(tokens, |done| bar.set_position(done as u64))
