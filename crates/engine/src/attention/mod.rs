@@ -324,7 +324,7 @@ fn validate_slots(
 fn validate_input(inp: &AttnInput, out_len: usize, needs_pre: bool) -> Result<(), AttnError> {
     let s = inp.shape;
     let bad = |what: String| Err(AttnError::BadInput(what));
-    if s.n_kv_heads == 0 || s.head_dim == 0 || s.n_heads % s.n_kv_heads != 0 {
+    if s.n_kv_heads == 0 || s.head_dim == 0 || !s.n_heads.is_multiple_of(s.n_kv_heads) {
         return bad(format!(
             "{} query heads, {} KV heads, head_dim {}",
             s.n_heads, s.n_kv_heads, s.head_dim

@@ -15,7 +15,7 @@ const P1: f32 = 1.398_199_9e-3;
 const P2: f32 = 8.333_452e-3;
 const P3: f32 = 4.166_579_6e-2;
 const P4: f32 = 1.666_666_5e-1;
-const P5: f32 = 5.000_000_1e-1;
+const P5: f32 = 0.5;
 /// 1.5 · 2²³: adding and subtracting it rounds to the nearest integer (ties to even).
 const ROUND: f32 = 12_582_912.0;
 
@@ -95,9 +95,9 @@ fn row_max_portable(s: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; 8];
     let mut chunks = s.chunks_exact(8);
     for c in &mut chunks {
-        for l in 0..8 {
-            if c[l] > acc[l] {
-                acc[l] = c[l];
+        for (a, &v) in acc.iter_mut().zip(c) {
+            if v > *a {
+                *a = v;
             }
         }
     }
@@ -115,9 +115,9 @@ fn exp_shift_sum_portable(s: &mut [f32], m: f32) -> f32 {
     let mut acc = [0.0f32; 8];
     let mut chunks = s.chunks_exact_mut(8);
     for c in &mut chunks {
-        for l in 0..8 {
-            c[l] = exp_portable(c[l] - m);
-            acc[l] += c[l];
+        for (a, v) in acc.iter_mut().zip(c.iter_mut()) {
+            *v = exp_portable(*v - m);
+            *a += *v;
         }
     }
     let mut sum: f32 = acc.iter().sum();

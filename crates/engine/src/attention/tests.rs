@@ -564,7 +564,7 @@ fn geo(d: usize, n_heads: usize, n_kv: usize, n_keys: usize, n: usize, seed: u64
         base: 10000.0,
         freq_scale: 1.0,
         n_rot: d,
-        neox: d % 16 == 0,
+        neox: d.is_multiple_of(16),
     };
     let mut plane = |len: usize| -> Vec<f32> { (0..len).map(|_| lcg(&mut seed)).collect() };
     let k_pre: Vec<Vec<f32>> = (0..n_kv).map(|_| plane(n_keys * d)).collect();
