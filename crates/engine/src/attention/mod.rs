@@ -11,6 +11,10 @@ use rayon::prelude::*;
 use crate::kv::LayerKv;
 use crate::model::RopeParams;
 use crate::ops;
+use simd::Simd;
+
+mod simd;
+mod tiled;
 
 /// Which of a span's keys a query row may see, judged on true (absolute) positions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,6 +184,8 @@ pub enum AttnError {
     },
     #[error("span {span}: {what}")]
     BadShape { span: usize, what: String },
+    #[error("attention input: {0}")]
+    BadInput(String),
 }
 
 /// Everything attention reads for one layer and chunk.
@@ -214,9 +220,6 @@ struct MaterialSpan {
     pos: Vec<Vec<i64>>,
 }
 
-/// Query rows per task; bounds the score buffer to `QUERY_BLOCK × n_keys` floats.
-const QUERY_BLOCK: usize = 64;
-
 thread_local! {
     static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
@@ -242,6 +245,8 @@ struct ReadySpan<'a> {
     /// True key positions per KV head.
     pos: Vec<&'a [i64]>,
     q: &'a [f32],
+    /// Index of `q` among the query sources (the tiled kernel packs each source once).
+    q_src: usize,
     mask: SpanMask,
     len: usize,
 }
@@ -314,6 +319,43 @@ fn validate_slots(
     Ok(())
 }
 
+/// Checks the head geometry and buffer sizes the kernels index by (raw output pointers
+/// included), so a malformed call is an error rather than a panic or a stray write.
+fn validate_input(inp: &AttnInput, out_len: usize, needs_pre: bool) -> Result<(), AttnError> {
+    let s = inp.shape;
+    let bad = |what: String| Err(AttnError::BadInput(what));
+    if s.n_kv_heads == 0 || s.head_dim == 0 || !s.n_heads.is_multiple_of(s.n_kv_heads) {
+        return bad(format!(
+            "{} query heads, {} KV heads, head_dim {}",
+            s.n_heads, s.n_kv_heads, s.head_dim
+        ));
+    }
+    let rows = inp.q_pos.len() * s.n_heads * s.head_dim;
+    if inp.q.len() < rows || (needs_pre && inp.q_pre.len() < rows) || out_len < rows {
+        return bad(format!(
+            "{} query rows need {rows} floats (q {}, q_pre {}, out {})",
+            inp.q_pos.len(),
+            inp.q.len(),
+            inp.q_pre.len(),
+            out_len
+        ));
+    }
+    let plane = inp.k_pos.len() * s.head_dim;
+    let kv = inp.kv;
+    if kv.k.len() != s.n_kv_heads
+        || kv.v.len() != s.n_kv_heads
+        || kv.k.iter().chain(&kv.v).any(|x| x.len() < plane)
+    {
+        return bad(format!(
+            "the store must hold {} KV heads × {} slots × {}",
+            s.n_kv_heads,
+            inp.k_pos.len(),
+            s.head_dim
+        ));
+    }
+    Ok(())
+}
+
 /// Computes attention for the chunk's query rows into `out` (`n × (n_heads·head_dim)`), one
 /// joint softmax over every span of `plan`; fills `obs` when the plan asks for observations.
 pub fn attend(
@@ -323,16 +365,31 @@ pub fn attend(
     out: &mut [f32],
     obs: &mut LayerObs,
 ) -> Result<(), AttnError> {
+    attend_with(inp, plan, scratch, out, obs, Kernel::Auto)
+}
+
+fn attend_with(
+    inp: &AttnInput,
+    plan: &AttnPlan,
+    scratch: &mut AttnScratch,
+    out: &mut [f32],
+    obs: &mut LayerObs,
+    kernel: Kernel,
+) -> Result<(), AttnError> {
     let shape = inp.shape;
     let n = inp.q_pos.len();
     let d = shape.head_dim;
-    let qd = shape.n_heads * d;
     let store_len = inp.k_pos.len();
     let has_pre = inp
         .kv
         .k_pre
         .first()
         .is_some_and(|k| k.len() == store_len * d);
+    let fixed = plan
+        .spans
+        .iter()
+        .any(|s| matches!(s.pos, KeyPos::FixedDistance(_)));
+    validate_input(inp, out.len(), fixed)?;
     // Materialise every span that is not a plain stored range.
     if scratch.spans.len() < plan.spans.len() {
         scratch
@@ -434,20 +491,25 @@ pub fn attend(
             }
         }
     }
+    // Query sources: 0 = the rotated queries, 1 + i = `fixed_q[i]`.
+    let sources: Vec<&[f32]> = std::iter::once(inp.q)
+        .chain(scratch.fixed_q.iter().map(|(_, q)| q.as_slice()))
+        .collect();
     let ready: Vec<ReadySpan> = plan
         .spans
         .iter()
         .enumerate()
         .map(|(si, span)| {
             let len = span.slots.len();
-            let q: &[f32] = match span.pos {
+            let q_src = match span.pos {
                 KeyPos::FixedDistance(dist) => scratch
                     .fixed_q
                     .iter()
-                    .find(|(dd, _)| *dd == dist)
-                    .map_or(inp.q, |(_, q)| q),
-                _ => inp.q,
+                    .position(|(dd, _)| *dd == dist)
+                    .map_or(0, |i| i + 1),
+                _ => 0,
             };
+            let q = sources[q_src];
             let n_kv = shape.n_kv_heads;
             match &span.slots {
                 Slots::Range(r) if span.pos == KeyPos::Original => ReadySpan {
@@ -465,6 +527,7 @@ pub fn attend(
                         .collect(),
                     pos: vec![&inp.k_pos[r.clone()]; n_kv],
                     q,
+                    q_src,
                     mask: span.mask,
                     len,
                 },
@@ -473,6 +536,7 @@ pub fn attend(
                     v: e.v.iter().map(Vec::as_slice).collect(),
                     pos: vec![&e.pos[..]; n_kv],
                     q,
+                    q_src,
                     mask: span.mask,
                     len,
                 },
@@ -486,6 +550,7 @@ pub fn attend(
                         v: m.v.iter().map(Vec::as_slice).collect(),
                         pos,
                         q,
+                        q_src,
                         mask: span.mask,
                         len,
                     }
@@ -493,168 +558,149 @@ pub fn attend(
             }
         })
         .collect();
+    let simd = Simd::detect();
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    let tiled = match kernel {
+        Kernel::Auto => n > 1,
+        Kernel::Rows => false,
+        Kernel::Tiled => true,
+    };
+    obs.col_sums = if tiled {
+        let job = tiled::TileJob {
+            shape,
+            spans: &ready,
+            sources: &sources,
+            q_pos: inp.q_pos,
+            observe: &plan.observe,
+            simd,
+        };
+        tiled::run(&job, out_ptr)
+    } else {
+        attend_rows(shape, &ready, inp.q_pos, &plan.observe, simd, out_ptr)
+    };
+    Ok(())
+}
+
+/// Which kernel `attend` uses; tests force each one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code))]
+enum Kernel {
+    /// Tiled for several query rows, row by row for one (decode).
+    Auto,
+    Rows,
+    Tiled,
+}
+
+/// Row-by-row attention, one task per (query row, head): the decode kernel, where there is no
+/// second query row to share key loads with.
+fn attend_rows(
+    shape: AttnShape,
+    ready: &[ReadySpan],
+    q_pos: &[i64],
+    observe: &[usize],
+    simd: Simd,
+    out_ptr: OutPtr,
+) -> Vec<Vec<f32>> {
+    let n = q_pos.len();
+    let d = shape.head_dim;
+    let qd = shape.n_heads * d;
     let n_keys: usize = ready.iter().map(|s| s.len).sum();
     let group = shape.n_heads / shape.n_kv_heads;
-    let observing = !plan.observe.is_empty();
-    // Observation sums over all rows of a head, so a head is then one task.
-    let block = if observing { n.max(1) } else { QUERY_BLOCK };
-    let blocks = n.div_ceil(block);
-    let out_ptr = OutPtr(out.as_mut_ptr());
-    let observed: Vec<(usize, Vec<Vec<f32>>)> = (0..shape.n_heads * blocks)
+    let observed: Vec<(usize, Vec<Vec<f32>>)> = (0..shape.n_heads * n)
         .into_par_iter()
         .map(|task| {
             let head = task % shape.n_heads;
-            let b = task / shape.n_heads;
-            let rows = b * block..((b + 1) * block).min(n);
+            let row = task / shape.n_heads;
             let kvh = head / group;
             SCORES.with(|cell| {
                 let mut scores = cell.borrow_mut();
-                let need = rows.len() * n_keys;
-                if scores.len() < need {
-                    scores.resize(need, 0.0);
+                if scores.len() < n_keys {
+                    scores.resize(n_keys, 0.0);
                 }
-                let scores = &mut scores[..need];
-                head_block(
-                    shape,
-                    &ready,
-                    inp.q_pos,
-                    rows.clone(),
-                    head,
-                    kvh,
-                    scores,
-                    n_keys,
-                    |row| {
-                        // SAFETY: `out` outlives the parallel loop; each (row, head) pair is
-                        // written by exactly one task and lies inside `out` (row < n, head < n_heads).
-                        unsafe {
-                            std::slice::from_raw_parts_mut(
-                                out_ptr.get().add(row * qd + head * d),
-                                d,
-                            )
-                        }
-                    },
-                );
-                let mut sums = Vec::with_capacity(plan.observe.len());
-                for &si in &plan.observe {
-                    let col: usize = ready[..si.min(ready.len())].iter().map(|s| s.len).sum();
-                    let len = ready.get(si).map_or(0, |s| s.len);
-                    let mut acc = vec![0.0f32; len];
-                    for r in 0..rows.len() {
-                        let p = &scores[r * n_keys + col..r * n_keys + col + len];
-                        acc.iter_mut().zip(p).for_each(|(a, b)| *a += b);
-                    }
-                    sums.push(acc);
-                }
+                let scores = &mut scores[..n_keys];
+                // SAFETY: `out` outlives the parallel loop; each (row, head) pair is written
+                // by exactly one task and lies inside `out` (row < n, head < n_heads).
+                let o = unsafe {
+                    std::slice::from_raw_parts_mut(out_ptr.get().add(row * qd + head * d), d)
+                };
+                attend_row(shape, ready, q_pos[row], row, head, kvh, simd, scores, o);
+                let sums = observe
+                    .iter()
+                    .map(|&si| {
+                        let col: usize = ready[..si.min(ready.len())].iter().map(|s| s.len).sum();
+                        let len = ready.get(si).map_or(0, |s| s.len);
+                        scores[col..col + len].to_vec()
+                    })
+                    .collect();
                 (head, sums)
             })
         })
         .collect();
-    obs.col_sums.clear();
-    if observing {
-        for (oi, &si) in plan.observe.iter().enumerate() {
+    observe
+        .iter()
+        .enumerate()
+        .map(|(oi, &si)| {
             let len = ready.get(si).map_or(0, |s| s.len);
             let mut all = vec![0.0f32; shape.n_heads * len];
             for (head, sums) in &observed {
-                all[head * len..(head + 1) * len].copy_from_slice(&sums[oi]);
+                let dst = &mut all[head * len..(head + 1) * len];
+                dst.iter_mut().zip(&sums[oi]).for_each(|(a, b)| *a += b);
             }
-            obs.col_sums.push(all);
-        }
-    }
-    Ok(())
+            all
+        })
+        .collect()
 }
 
+/// One query row and head: scores for every span side by side, one joint softmax, then
+/// `o = Σ_span P_span · V_span`. Leaves the probabilities in `scores`.
 #[allow(clippy::too_many_arguments)]
-fn head_block<'o>(
+fn attend_row(
     shape: AttnShape,
     spans: &[ReadySpan],
-    q_pos: &[i64],
-    rows: Range<usize>,
+    qp: i64,
+    row: usize,
     head: usize,
     kvh: usize,
+    simd: Simd,
     scores: &mut [f32],
-    n_keys: usize,
-    row_out: impl Fn(usize) -> &'o mut [f32],
+    o: &mut [f32],
 ) {
     let d = shape.head_dim;
     let qd = shape.n_heads * d;
-    let n_rows = rows.len();
-    // Scores for every span side by side: one joint softmax over all of them.
     let mut col = 0;
     for span in spans {
         let m = span.len;
         if m == 0 {
             continue;
         }
-        let k = span.k[kvh];
-        if n_rows == 1 {
-            let qrow = &span.q[rows.start * qd + head * d..][..d];
-            key_scores(qrow, k, d, shape.scale, &mut scores[col..col + m]);
-        } else {
-            // SAFETY: all pointers/strides describe in-bounds row-major matrices:
-            // dst n_rows×m inside `scores` (row stride n_keys), lhs n_rows×d inside the query
-            // buffer (row stride qd), rhs = Kᵀ (d×m) read from `k` with column stride d.
-            unsafe {
-                gemm::gemm(
-                    n_rows,
-                    m,
-                    d,
-                    scores.as_mut_ptr().add(col),
-                    1,
-                    n_keys as isize,
-                    false,
-                    span.q.as_ptr().add(rows.start * qd + head * d),
-                    1,
-                    qd as isize,
-                    k.as_ptr(),
-                    d as isize,
-                    1,
-                    0.0,
-                    shape.scale,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
-        }
+        let qrow = &span.q[row * qd + head * d..][..d];
+        let srow = &mut scores[col..col + m];
+        key_scores(qrow, span.k[kvh], d, shape.scale, srow);
         // Mask by true positions.
-        for (r, row) in rows.clone().enumerate() {
-            let qp = q_pos[row];
-            let srow = &mut scores[r * n_keys + col..r * n_keys + col + m];
-            let visible = |p: i64| match span.mask {
-                SpanMask::All => true,
-                SpanMask::Causal => p <= qp,
-                SpanMask::Window(w) => p <= qp && qp - p < w as i64,
-                SpanMask::OutsideWindow(w) => qp - p >= w as i64,
-            };
-            if span.mask != SpanMask::All {
-                for (s, &p) in srow.iter_mut().zip(span.pos[kvh]) {
-                    if !visible(p) {
-                        *s = f32::NEG_INFINITY;
-                    }
+        let visible = |p: i64| match span.mask {
+            SpanMask::All => true,
+            SpanMask::Causal => p <= qp,
+            SpanMask::Window(w) => p <= qp && qp - p < w as i64,
+            SpanMask::OutsideWindow(w) => qp - p >= w as i64,
+        };
+        if span.mask != SpanMask::All {
+            for (s, &p) in srow.iter_mut().zip(span.pos[kvh]) {
+                if !visible(p) {
+                    *s = f32::NEG_INFINITY;
                 }
             }
         }
         col += m;
     }
-    for r in 0..n_rows {
-        crate::ops::softmax_inplace(&mut scores[r * n_keys..(r + 1) * n_keys]);
-    }
-    // out = Σ_span P_span · V_span
-    for row in rows.clone() {
-        row_out(row).fill(0.0);
-    }
+    simd.softmax(scores);
+    o.fill(0.0);
     let mut col = 0;
     for span in spans {
         let m = span.len;
         if m == 0 {
             continue;
         }
-        let v = span.v[kvh];
-        for (r, row) in rows.clone().enumerate() {
-            let o = row_out(row);
-            weighted_sum(&scores[r * n_keys + col..r * n_keys + col + m], v, d, o);
-        }
+        weighted_sum(&scores[col..col + m], span.v[kvh], d, o);
         col += m;
     }
 }
