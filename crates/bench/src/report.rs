@@ -404,10 +404,11 @@ impl Report {
         h.push_str("</style></head><body>\n<header><h1>longctx benchmark report</h1>");
         let _ = write!(
             h,
-            "<p class=\"sub\">{} run(s). Scores are mean × 100, rounded to 2 decimals as upstream; error rows count as 0. Effective length = longest length whose average over the family's tasks stays ≥ <b>{}</b> at every length up to it (RULER uses 85.6, Llama-2-7B's score at 4K).</p></header>\n",
+            "<p class=\"sub\">{} run(s). Scores are mean × 100, rounded to 2 decimals as upstream; error rows count as 0. Effective length = longest length whose average over the family's tasks stays ≥ <b>{}</b> at every length up to it (RULER uses 85.6, Llama-2-7B's score at 4K).</p></header>",
             self.runs.len(),
             self.threshold
         );
+        h.push('\n');
         if self.runs.is_empty() {
             h.push_str("<p>No runs in the database.</p>");
         }
@@ -543,7 +544,7 @@ header h1{margin:0 0 4px;font-size:24px}.sub{color:var(--muted);max-width:980px;
 section{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:16px 20px;margin:0 0 20px;box-shadow:0 1px 2px rgba(20,30,60,.05)}
 h2{font-size:18px;margin:0 0 10px}h3{font-size:15px;margin:18px 0 8px;color:#33405a}
 dl.meta{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:6px 16px;margin:0}
-dl.meta div{border-left:3px solid var(--line);padding-left:8px}dt{font-size:11px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}dd{margin:0;word-break:break-all}
+dl.meta div{border-left:3px solid var(--line);padding-left:8px}dt{font-size:11px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}
 table{border-collapse:collapse;margin:4px 0 8px;font-variant-numeric:tabular-nums}
 th,td{padding:5px 12px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
 th{background:#eef2f8;font-weight:600;color:#33405a}th:first-child,td:first-child{text-align:left}
@@ -618,7 +619,7 @@ pub fn colour(score: f64) -> String {
 fn heatmap_svg(h: &mut String, m: &Heatmap, policy: &str) {
     let (cw, ch, left, top) = (64.0, 28.0, 70.0, 44.0);
     let width = left + cw * m.lengths.len() as f64 + 90.0;
-    let height = top + ch * m.depths.len() as f64 + 40.0;
+    let height = top + ch * m.depths.len() as f64 + 26.0;
     let _ = write!(
         h,
         "<div class=\"map\"><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"heatmap {}\" data-task=\"{}\">",

@@ -540,14 +540,16 @@ fn fit(backend: &dyn LlmBackend, s: &Sample, max_input: Option<usize>) -> Result
         return Ok(as_is());
     }
     let prompt = match s.truncation {
-        Truncation::None => return Err(FitError::Row(
-            format!(
+        Truncation::None => {
+            return Err(FitError::Row(
+                format!(
                 "the prompt has {n} tokens but only {allowed} fit (max-input-tokens {max_input} \
                      - {} new - {overhead} template); this task does not truncate",
                 s.max_new_tokens
             ),
-            false,
-        )),
+                false,
+            ))
+        }
         Truncation::MiddleTokens => truncate_middle_tokens(backend, &s.prompt, allowed)?,
         Truncation::HeadWords => head_words(backend, s, n, allowed)?,
     };
@@ -796,7 +798,7 @@ mod tests {
             id: format!("s{i}"),
             task: "t/exact".into(),
             prompt: format!("doc {i} answer:{}", if correct { "yes" } else { "no" }),
-            chat: i % 2 == 0,
+            chat: i.is_multiple_of(2),
             answer_prefix: String::new(),
             question: String::new(),
             truncation: Truncation::None,

@@ -257,9 +257,7 @@ impl Store {
         if let Some(id) = existing {
             self.conn
                 .execute(
-                    &format!(
-                        "UPDATE runs SET status='running', finished_at=NULL, git_commit=?2, version=?3, config=?4 WHERE id=?1"
-                    ),
+                    "UPDATE runs SET status='running', finished_at=NULL, git_commit=?2, version=?3, config=?4 WHERE id=?1",
                     params![id, record.git_commit, record.version, record.config.to_string()],
                 )
                 .map_err(|e| self.sql(e))?;

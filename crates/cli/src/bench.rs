@@ -29,7 +29,7 @@ pub enum BenchCommand {
     List,
     /// Run tasks on a model; results go to the database as each sample finishes, and a re-run
     /// of the same configuration skips what is stored (Ctrl-C stops cleanly).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Per-task and per-length tables, effective length, and an HTML report with heatmaps.
     Report(ReportArgs),
     /// Score differences per task and length between two runs, and the samples that flipped.
