@@ -9,8 +9,9 @@
 //!   upstream prediction files).
 //!
 //! [`TASKS`] lists the benchmarks with their metric; the CLI looks tasks up by name there.
-//! Nothing here runs a model: callers pass a token counter for length-targeted generation
-//! and score the text their model produced.
+//! Generators and metrics run no model: callers pass a token counter for length-targeted
+//! generation and score the text their model produced; [`runner`] drives a model through the
+//! `longctx-backend` `LlmBackend` trait.
 
 pub mod datasets;
 pub mod export;
