@@ -4,16 +4,24 @@
 //! - [`metrics`]: scoring functions, each returning a score in `0.0..=1.0`.
 //! - [`journal`]: append-only JSONL result files that make runs resumable.
 //! - [`rng`]: the seeded generator whose stream is part of every benchmark's definition.
+//! - [`runner`]: runs tasks on an `LlmBackend` concurrently and resumably; [`store`] is its
+//!   SQLite results database; [`report`] and [`export`] read it back (tables, HTML,
+//!   upstream prediction files).
 //!
 //! [`TASKS`] lists the benchmarks with their metric; the CLI looks tasks up by name there.
-//! Nothing here runs a model: callers pass a token counter for length-targeted generation
-//! and score the text their model produced.
+//! Generators and metrics run no model: callers pass a token counter for length-targeted
+//! generation and score the text their model produced; [`runner`] drives a model through the
+//! `longctx-backend` `LlmBackend` trait.
 
 pub mod datasets;
+pub mod export;
 pub mod journal;
 pub mod metrics;
+pub mod report;
 pub mod rng;
+pub mod runner;
 pub mod sample;
+pub mod store;
 pub mod tasks;
 
 pub use metrics::Metric;

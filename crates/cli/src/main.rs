@@ -1,5 +1,6 @@
 //! The `longctx` command-line tool: thin argument parsing over the longctx crates.
 
+mod bench;
 mod commands;
 mod passkey;
 mod speed;
@@ -140,6 +141,9 @@ enum Command {
     },
     /// Passkey retrieval benchmark (LM-Infinite variant): accuracy per policy, length and depth.
     Passkey(passkey::PasskeyArgs),
+    /// Long-context benchmarks: list, run (resumable, SQLite), report, compare, export.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 #[derive(Subcommand)]
@@ -165,6 +169,7 @@ impl Command {
             | Command::Perplexity { model, .. }
             | Command::BenchSpeed { model, .. } => model.threads,
             Command::Passkey(args) => args.threads,
+            Command::Bench(bench::BenchCommand::Run(args)) => args.threads,
             _ => None,
         }
     }
@@ -211,5 +216,6 @@ fn run(command: Command) -> anyhow::Result<()> {
             reps,
         } => speed::bench_speed(&model, &prompt, gen, depth, fill, reps),
         Command::Passkey(args) => passkey::run(&args),
+        Command::Bench(cmd) => bench::run(cmd),
     }
 }

@@ -1,0 +1,1036 @@
+//! Reports over the results store: per-task tables (mean score ×100 rounded to 2 decimals, as
+//! upstream), per-length tables of synthetic tasks, RULER-style per-length family averages with
+//! the effective length, needle heatmaps (depth × length), a comparison across runs, and
+//! `compare` of two runs (score differences and flipped samples). Rendered as text or as one
+//! self-contained HTML page (inline CSS and SVG, no external assets).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+
+use crate::store::{ResultRow, RunRecord, Store, StoreError};
+
+/// RULER's threshold for the effective length: Llama-2-7B's score at 4K.
+pub const RULER_THRESHOLD: f64 = 85.6;
+
+/// A sample counts as correct in `compare` when its score is at least this.
+pub const CORRECT_AT: f64 = 0.5;
+
+/// `100·mean`, rounded to 2 decimals as upstream's `round(100 * np.mean(scores), 2)`.
+pub fn score100(scores: &[f64]) -> f64 {
+    if scores.is_empty() {
+        return 0.0;
+    }
+    let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+    round2(100.0 * mean)
+}
+
+/// Rounds to 2 decimals (the exact binary value, as Python's `round(x, 2)`).
+pub fn round2(x: f64) -> f64 {
+    format!("{x:.2}").parse().unwrap_or(x)
+}
+
+/// One task of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskRow {
+    pub task: String,
+    pub metric: String,
+    pub n: usize,
+    /// Mean score ×100, 2 decimals; error rows count as 0.
+    pub score: f64,
+    pub errors: usize,
+    pub truncated: usize,
+}
+
+/// One (task, length) cell of a synthetic task.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LengthRow {
+    pub task: String,
+    pub length: u64,
+    pub n: usize,
+    pub score: f64,
+}
+
+/// A family's per-length average over its tasks (RULER's aggregation) and effective length.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FamilyLengths {
+    pub family: String,
+    /// `(length, average of the task scores at that length, tasks averaged)`, ascending.
+    pub lengths: Vec<(u64, f64, usize)>,
+    /// The longest length such that it and every shorter length average ≥ the threshold.
+    pub effective: Option<u64>,
+}
+
+/// A needle heatmap: mean score ×100 per (depth, length); depth `None` = random placement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Heatmap {
+    pub task: String,
+    pub depths: Vec<Option<u32>>,
+    pub lengths: Vec<u64>,
+    /// `(depth, length) → (score, n)`.
+    pub cells: BTreeMap<(Option<u32>, u64), (f64, usize)>,
+}
+
+/// Everything reported about one run.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    pub run: RunRecord,
+    pub tasks: Vec<TaskRow>,
+    pub lengths: Vec<LengthRow>,
+    pub families: Vec<FamilyLengths>,
+    pub heatmaps: Vec<Heatmap>,
+    /// Mean of the task scores.
+    pub average: f64,
+}
+
+/// A report over one or more runs.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub runs: Vec<RunReport>,
+    pub threshold: f64,
+}
+
+fn family(task: &str) -> &str {
+    task.split_once('/').map_or(task, |(f, _)| f)
+}
+
+/// Aggregates the rows of one run.
+pub fn run_report(run: RunRecord, rows: &[ResultRow], threshold: f64) -> RunReport {
+    let mut by_task: BTreeMap<&str, Vec<&ResultRow>> = BTreeMap::new();
+    for r in rows {
+        by_task.entry(&r.task).or_default().push(r);
+    }
+    let tasks: Vec<TaskRow> = by_task
+        .iter()
+        .map(|(task, rs)| TaskRow {
+            task: task.to_string(),
+            metric: rs[0].metric.clone(),
+            n: rs.len(),
+            score: score100(&rs.iter().map(|r| r.score).collect::<Vec<_>>()),
+            errors: rs.iter().filter(|r| r.error.is_some()).count(),
+            truncated: rs.iter().filter(|r| r.truncated).count(),
+        })
+        .collect();
+    let mut lengths = Vec::new();
+    let mut heatmaps = Vec::new();
+    for (task, rs) in &by_task {
+        let mut by_len: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+        let mut by_cell: BTreeMap<(Option<u32>, u64), Vec<f64>> = BTreeMap::new();
+        for r in rs {
+            if let Some(l) = r.length {
+                by_len.entry(l).or_default().push(r.score);
+                by_cell.entry((r.depth, l)).or_default().push(r.score);
+            }
+        }
+        for (l, s) in &by_len {
+            lengths.push(LengthRow {
+                task: task.to_string(),
+                length: *l,
+                n: s.len(),
+                score: score100(s),
+            });
+        }
+        if by_cell.keys().any(|(d, _)| d.is_some()) {
+            let depths: BTreeSet<Option<u32>> = by_cell.keys().map(|(d, _)| *d).collect();
+            heatmaps.push(Heatmap {
+                task: task.to_string(),
+                depths: depths.into_iter().collect(),
+                lengths: by_len.keys().copied().collect(),
+                cells: by_cell
+                    .iter()
+                    .map(|(k, s)| (*k, (score100(s), s.len())))
+                    .collect(),
+            });
+        }
+    }
+    let mut fam: BTreeMap<&str, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
+    for l in &lengths {
+        fam.entry(family(&l.task))
+            .or_default()
+            .entry(l.length)
+            .or_default()
+            .push(l.score);
+    }
+    let families = fam
+        .into_iter()
+        .map(|(f, by_len)| {
+            let lengths: Vec<(u64, f64, usize)> = by_len
+                .into_iter()
+                .map(|(l, s)| (l, round2(s.iter().sum::<f64>() / s.len() as f64), s.len()))
+                .collect();
+            let effective = lengths
+                .iter()
+                .take_while(|(_, avg, _)| *avg >= threshold)
+                .last()
+                .map(|(l, _, _)| *l);
+            FamilyLengths {
+                family: f.to_string(),
+                lengths,
+                effective,
+            }
+        })
+        .collect();
+    let average = if tasks.is_empty() {
+        0.0
+    } else {
+        round2(tasks.iter().map(|t| t.score).sum::<f64>() / tasks.len() as f64)
+    };
+    RunReport {
+        run,
+        tasks,
+        lengths,
+        families,
+        heatmaps,
+        average,
+    }
+}
+
+/// Builds the report of `run_ids` (all runs when empty).
+pub fn build(store: &Store, run_ids: &[i64], threshold: f64) -> Result<Report, StoreError> {
+    let runs = if run_ids.is_empty() {
+        store.runs()?
+    } else {
+        run_ids
+            .iter()
+            .map(|&id| store.run(id))
+            .collect::<Result<_, _>>()?
+    };
+    let mut out = Vec::new();
+    for run in runs {
+        let rows = store.results(run.id)?;
+        out.push(run_report(run, &rows, threshold));
+    }
+    Ok(Report {
+        runs: out,
+        threshold,
+    })
+}
+
+/// `4096` → `4k`; other values unchanged.
+pub fn length_label(l: u64) -> String {
+    if l >= 1024 && l.is_multiple_of(1024) {
+        format!("{}k", l / 1024)
+    } else {
+        l.to_string()
+    }
+}
+
+fn depth_label(d: Option<u32>) -> String {
+    d.map_or("random".into(), |d| format!("{d}%"))
+}
+
+/// Plain-text tables with aligned columns.
+fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
+    let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| -> String {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == 0 {
+                    format!("{c:<width$}", width = w[i])
+                } else {
+                    format!("{c:>width$}", width = w[i])
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let _ = writeln!(
+        out,
+        "{}",
+        line(header.iter().map(|s| s.to_string()).collect())
+    );
+    let _ = writeln!(out, "{}", line(w.iter().map(|n| "-".repeat(*n)).collect()));
+    for r in rows {
+        let _ = writeln!(out, "{}", line(r.clone()));
+    }
+}
+
+fn effective_text(f: &FamilyLengths, threshold: f64) -> String {
+    match f.effective {
+        Some(l) => format!(
+            "effective length ({}): {} (longest length whose average stays >= {threshold})",
+            f.family,
+            length_label(l)
+        ),
+        None => format!(
+            "effective length ({}): none (the shortest length averages below {threshold})",
+            f.family
+        ),
+    }
+}
+
+impl Report {
+    /// The text report.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        if self.runs.is_empty() {
+            out.push_str("no runs in the database\n");
+            return out;
+        }
+        for r in &self.runs {
+            let run = &r.run;
+            let _ = writeln!(out, "== run {} ==", run.label());
+            let _ = writeln!(
+                out,
+                "model {} (sha {}), backend {}, policy {}{}, chat template: {}, truncation: {}, seed {}, git {}, longctx {}, {} → {}, {}",
+                run.model,
+                short_sha(&run.model_sha),
+                run.backend,
+                run.policy,
+                if run.policy_options.is_empty() { String::new() } else { format!(" [{}]", run.policy_options) },
+                run.chat_template,
+                run.truncation,
+                run.seed,
+                run.git_commit,
+                run.version,
+                run.started_at,
+                run.finished_at.as_deref().unwrap_or("-"),
+                run.status
+            );
+            out.push('\n');
+            let rows: Vec<Vec<String>> = r
+                .tasks
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.task.clone(),
+                        t.metric.clone(),
+                        t.n.to_string(),
+                        format!("{:.2}", t.score),
+                        t.errors.to_string(),
+                        t.truncated.to_string(),
+                    ]
+                })
+                .collect();
+            table(
+                &mut out,
+                &["task", "metric", "n", "score", "errors", "truncated"],
+                &rows,
+            );
+            let _ = writeln!(out, "average over tasks: {:.2}\n", r.average);
+            if !r.lengths.is_empty() {
+                let lens: BTreeSet<u64> = r.lengths.iter().map(|l| l.length).collect();
+                let mut header = vec!["task".to_string()];
+                header.extend(lens.iter().map(|l| length_label(*l)));
+                let by: HashMap<(&str, u64), &LengthRow> = r
+                    .lengths
+                    .iter()
+                    .map(|l| ((l.task.as_str(), l.length), l))
+                    .collect();
+                let tasks: BTreeSet<&str> = r.lengths.iter().map(|l| l.task.as_str()).collect();
+                let mut rows: Vec<Vec<String>> = tasks
+                    .iter()
+                    .map(|t| {
+                        let mut row = vec![t.to_string()];
+                        row.extend(lens.iter().map(|l| {
+                            by.get(&(t, *l))
+                                .map_or("-".into(), |c| format!("{:.2}", c.score))
+                        }));
+                        row
+                    })
+                    .collect();
+                for f in &r.families {
+                    let mut row = vec![format!("{} average", f.family)];
+                    row.extend(lens.iter().map(|l| {
+                        f.lengths
+                            .iter()
+                            .find(|(x, _, _)| x == l)
+                            .map_or("-".into(), |(_, a, _)| format!("{a:.2}"))
+                    }));
+                    rows.push(row);
+                }
+                let h: Vec<&str> = header.iter().map(String::as_str).collect();
+                table(&mut out, &h, &rows);
+                for f in &r.families {
+                    let _ = writeln!(out, "{}", effective_text(f, self.threshold));
+                }
+                let _ = writeln!(
+                    out,
+                    "(threshold {}: RULER uses 85.6, Llama-2-7B's score at 4K; set it with --threshold)\n",
+                    self.threshold
+                );
+            }
+        }
+        if self.runs.len() > 1 {
+            out.push_str("== comparison ==\n");
+            let (header, rows) = self.comparison_rows();
+            let h: Vec<&str> = header.iter().map(String::as_str).collect();
+            table(&mut out, &h, &rows);
+        }
+        out
+    }
+
+    /// Task × run scores (plus the average row).
+    fn comparison_rows(&self) -> (Vec<String>, Vec<Vec<String>>) {
+        let mut header = vec!["task".to_string()];
+        header.extend(self.runs.iter().map(|r| r.run.label()));
+        let tasks: BTreeSet<&str> = self
+            .runs
+            .iter()
+            .flat_map(|r| r.tasks.iter().map(|t| t.task.as_str()))
+            .collect();
+        let mut rows: Vec<Vec<String>> = tasks
+            .iter()
+            .map(|t| {
+                let mut row = vec![t.to_string()];
+                row.extend(self.runs.iter().map(|r| {
+                    r.tasks
+                        .iter()
+                        .find(|x| x.task == *t)
+                        .map_or("-".into(), |x| format!("{:.2}", x.score))
+                }));
+                row
+            })
+            .collect();
+        let mut avg = vec!["average".to_string()];
+        avg.extend(self.runs.iter().map(|r| format!("{:.2}", r.average)));
+        rows.push(avg);
+        (header, rows)
+    }
+
+    /// The self-contained HTML report.
+    pub fn html(&self) -> String {
+        let mut h = String::new();
+        h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>longctx benchmark report</title>\n<style>");
+        h.push_str(CSS);
+        h.push_str("</style></head><body>\n<header><h1>longctx benchmark report</h1>");
+        let _ = write!(
+            h,
+            "<p class=\"sub\">{} run(s). Scores are mean × 100, rounded to 2 decimals as upstream; error rows count as 0. Effective length = longest length whose average over the family's tasks stays ≥ <b>{}</b> at every length up to it (RULER uses 85.6, Llama-2-7B's score at 4K).</p></header>",
+            self.runs.len(),
+            self.threshold
+        );
+        h.push('\n');
+        if self.runs.is_empty() {
+            h.push_str("<p>No runs in the database.</p>");
+        }
+        if self.runs.len() > 1 {
+            h.push_str("<section><h2>Comparison across runs</h2>");
+            let (header, rows) = self.comparison_rows();
+            html_table(&mut h, &header, &rows, true);
+            h.push_str("</section>\n");
+        }
+        for r in &self.runs {
+            let run = &r.run;
+            let _ = write!(h, "<section class=\"run\"><h2>{}</h2>", esc(&run.label()));
+            h.push_str("<dl class=\"meta\">");
+            for (k, v) in [
+                ("model", run.model.clone()),
+                ("model sha256", short_sha(&run.model_sha)),
+                ("backend", run.backend.clone()),
+                ("policy", run.policy.clone()),
+                (
+                    "policy options",
+                    if run.policy_options.is_empty() {
+                        "—".into()
+                    } else {
+                        run.policy_options.clone()
+                    },
+                ),
+                ("chat template", run.chat_template.clone()),
+                ("truncation", run.truncation.clone()),
+                ("sampling", run.sampling.clone()),
+                ("seed", run.seed.to_string()),
+                ("git commit", run.git_commit.clone()),
+                ("longctx", run.version.clone()),
+                ("started", run.started_at.clone()),
+                (
+                    "finished",
+                    run.finished_at.clone().unwrap_or_else(|| "—".into()),
+                ),
+                ("status", run.status.clone()),
+            ] {
+                let _ = write!(h, "<div><dt>{}</dt><dd>{}</dd></div>", esc(k), esc(&v));
+            }
+            h.push_str("</dl>");
+            h.push_str("<h3>Tasks</h3>");
+            let rows: Vec<Vec<String>> = r
+                .tasks
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.task.clone(),
+                        t.metric.clone(),
+                        t.n.to_string(),
+                        format!("{:.2}", t.score),
+                        t.errors.to_string(),
+                        t.truncated.to_string(),
+                    ]
+                })
+                .chain(std::iter::once(vec![
+                    "average".into(),
+                    String::new(),
+                    String::new(),
+                    format!("{:.2}", r.average),
+                    String::new(),
+                    String::new(),
+                ]))
+                .collect();
+            let header: Vec<String> = ["task", "metric", "n", "score", "errors", "truncated"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            html_table(&mut h, &header, &rows, false);
+            if !r.families.is_empty() {
+                h.push_str("<h3>Per length (RULER-style averages)</h3>");
+                let lens: BTreeSet<u64> = r.lengths.iter().map(|l| l.length).collect();
+                let mut header = vec!["task".to_string()];
+                header.extend(lens.iter().map(|l| length_label(*l)));
+                let tasks: BTreeSet<&str> = r.lengths.iter().map(|l| l.task.as_str()).collect();
+                let mut rows: Vec<Vec<String>> = tasks
+                    .iter()
+                    .map(|t| {
+                        let mut row = vec![t.to_string()];
+                        row.extend(lens.iter().map(|l| {
+                            r.lengths
+                                .iter()
+                                .find(|x| x.task == *t && x.length == *l)
+                                .map_or("-".into(), |c| format!("{:.2}", c.score))
+                        }));
+                        row
+                    })
+                    .collect();
+                for f in &r.families {
+                    let mut row = vec![format!("{} average", f.family)];
+                    row.extend(lens.iter().map(|l| {
+                        f.lengths
+                            .iter()
+                            .find(|(x, _, _)| x == l)
+                            .map_or("-".into(), |(_, a, _)| format!("{a:.2}"))
+                    }));
+                    rows.push(row);
+                }
+                html_table(&mut h, &header, &rows, true);
+                h.push_str("<ul class=\"eff\">");
+                for f in &r.families {
+                    let _ = write!(h, "<li>{}</li>", esc(&effective_text(f, self.threshold)));
+                }
+                h.push_str("</ul>");
+            }
+            if !r.heatmaps.is_empty() {
+                h.push_str("<h3>Needle heatmaps (depth × length)</h3><div class=\"maps\">");
+                for m in &r.heatmaps {
+                    heatmap_svg(&mut h, m, &run.policy);
+                }
+                h.push_str("</div>");
+            }
+            h.push_str("</section>\n");
+        }
+        h.push_str("<footer>Generated by <code>longctx bench report</code>. Self-contained: no external assets.</footer></body></html>\n");
+        h
+    }
+}
+
+fn short_sha(s: &str) -> String {
+    if s.len() > 16 && s.chars().all(|c| c.is_ascii_hexdigit()) {
+        s[..12].to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+const CSS: &str = "
+:root{--fg:#1d2433;--muted:#5b6475;--line:#e3e7ee;--bg:#f7f8fb;--card:#fff;--accent:#2f6fde}
+*{box-sizing:border-box}body{margin:0;padding:24px 32px;font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:var(--fg);background:var(--bg)}
+header h1{margin:0 0 4px;font-size:24px}.sub{color:var(--muted);max-width:980px;margin:0 0 18px}
+section{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:16px 20px;margin:0 0 20px;box-shadow:0 1px 2px rgba(20,30,60,.05)}
+h2{font-size:18px;margin:0 0 10px}h3{font-size:15px;margin:18px 0 8px;color:#33405a}
+dl.meta{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:6px 16px;margin:0}
+dl.meta div{border-left:3px solid var(--line);padding-left:8px}dt{font-size:11px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}
+table{border-collapse:collapse;margin:4px 0 8px;font-variant-numeric:tabular-nums}
+th,td{padding:5px 12px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
+th{background:#eef2f8;font-weight:600;color:#33405a}th:first-child,td:first-child{text-align:left}
+tr:last-child td{border-bottom:none}tbody tr:hover{background:#f3f6fc}
+td.score{font-weight:600}ul.eff{margin:6px 0;padding-left:20px}
+.maps{display:flex;flex-wrap:wrap;gap:18px}.map{border:1px solid var(--line);border-radius:8px;padding:8px;background:#fff}
+svg text{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif}
+footer{color:var(--muted);font-size:12px;margin-top:12px}
+";
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// Cells that parse as numbers in 0..=100 are tinted by score when `tint`.
+fn html_table(h: &mut String, header: &[String], rows: &[Vec<String>], tint: bool) {
+    h.push_str("<table><thead><tr>");
+    for c in header {
+        let _ = write!(h, "<th>{}</th>", esc(c));
+    }
+    h.push_str("</tr></thead><tbody>");
+    for r in rows {
+        h.push_str("<tr>");
+        for (i, c) in r.iter().enumerate() {
+            match c.parse::<f64>() {
+                Ok(v) if tint && i > 0 && (0.0..=100.0).contains(&v) => {
+                    let _ = write!(
+                        h,
+                        "<td class=\"score\" style=\"background:{}33\">{}</td>",
+                        colour(v),
+                        esc(c)
+                    );
+                }
+                _ => {
+                    let _ = write!(h, "<td>{}</td>", esc(c));
+                }
+            }
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</tbody></table>");
+}
+
+/// Red (0) → yellow (50) → green (100), as `#rrggbb`.
+pub fn colour(score: f64) -> String {
+    let t = (score / 100.0).clamp(0.0, 1.0);
+    let stops = [
+        (215.0, 48.0, 39.0),
+        (254.0, 224.0, 139.0),
+        (26.0, 152.0, 80.0),
+    ];
+    let (a, b, u) = if t < 0.5 {
+        (stops[0], stops[1], t * 2.0)
+    } else {
+        (stops[1], stops[2], (t - 0.5) * 2.0)
+    };
+    let mix = |x: f64, y: f64| (x + (y - x) * u).round() as u8;
+    format!(
+        "#{:02x}{:02x}{:02x}",
+        mix(a.0, b.0),
+        mix(a.1, b.1),
+        mix(a.2, b.2)
+    )
+}
+
+/// One heatmap as inline SVG: rows = depths, columns = lengths, the score in each cell, and a
+/// colour legend.
+fn heatmap_svg(h: &mut String, m: &Heatmap, policy: &str) {
+    let (cw, ch, left, top) = (64.0, 28.0, 70.0, 44.0);
+    let width = left + cw * m.lengths.len() as f64 + 90.0;
+    let height = top + ch * m.depths.len() as f64 + 26.0;
+    let _ = write!(
+        h,
+        "<div class=\"map\"><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"heatmap {}\" data-task=\"{}\">",
+        esc(&m.task),
+        esc(&m.task)
+    );
+    let _ = write!(
+        h,
+        "<text x=\"{left}\" y=\"16\" font-size=\"13\" font-weight=\"600\" fill=\"#1d2433\">{} · {}</text>",
+        esc(&m.task),
+        esc(policy)
+    );
+    for (j, l) in m.lengths.iter().enumerate() {
+        let x = left + cw * j as f64 + cw / 2.0;
+        let _ = write!(
+            h,
+            "<text x=\"{x}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#5b6475\">{}</text>",
+            top - 6.0,
+            length_label(*l)
+        );
+    }
+    let _ = write!(
+        h,
+        "<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#5b6475\">context length (tokens)</text>",
+        left + cw * m.lengths.len() as f64 / 2.0,
+        top + ch * m.depths.len() as f64 + 18.0
+    );
+    for (i, d) in m.depths.iter().enumerate() {
+        let y = top + ch * i as f64;
+        let _ = write!(
+            h,
+            "<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\" fill=\"#5b6475\">{}</text>",
+            left - 8.0,
+            y + ch / 2.0 + 4.0,
+            depth_label(*d)
+        );
+        for (j, l) in m.lengths.iter().enumerate() {
+            let x = left + cw * j as f64;
+            match m.cells.get(&(*d, *l)) {
+                Some((score, n)) => {
+                    let fg = if (20.0..=80.0).contains(score) {
+                        "#1d2433"
+                    } else {
+                        "#ffffff"
+                    };
+                    let _ = write!(
+                        h,
+                        "<g class=\"cell\" data-depth=\"{}\" data-length=\"{l}\" data-score=\"{score:.2}\"><rect x=\"{x}\" y=\"{y}\" width=\"{cw}\" height=\"{ch}\" fill=\"{}\" stroke=\"#fff\" stroke-width=\"1.5\" rx=\"3\"><title>depth {}, length {}: {score:.2} (n={n})</title></rect><text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\" fill=\"{fg}\">{score:.1}</text></g>",
+                        depth_label(*d),
+                        colour(*score),
+                        depth_label(*d),
+                        length_label(*l),
+                        x + cw / 2.0,
+                        y + ch / 2.0 + 4.0
+                    );
+                }
+                None => {
+                    let _ = write!(
+                        h,
+                        "<rect x=\"{x}\" y=\"{y}\" width=\"{cw}\" height=\"{ch}\" fill=\"#eef0f4\" stroke=\"#fff\" stroke-width=\"1.5\" rx=\"3\"/>"
+                    );
+                }
+            }
+        }
+    }
+    // Legend: a vertical gradient 0..100.
+    let lx = left + cw * m.lengths.len() as f64 + 24.0;
+    let lh = (ch * m.depths.len() as f64).max(60.0);
+    let id = format!(
+        "g{}",
+        m.task
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+    );
+    let _ = write!(
+        h,
+        "<defs><linearGradient id=\"{id}\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\"><stop offset=\"0\" stop-color=\"{}\"/><stop offset=\"0.5\" stop-color=\"{}\"/><stop offset=\"1\" stop-color=\"{}\"/></linearGradient></defs><rect class=\"legend\" x=\"{lx}\" y=\"{top}\" width=\"12\" height=\"{lh}\" fill=\"url(#{id})\" rx=\"2\"/>",
+        colour(0.0),
+        colour(50.0),
+        colour(100.0)
+    );
+    for (v, frac) in [(100, 0.0), (50, 0.5), (0, 1.0)] {
+        let _ = write!(
+            h,
+            "<text x=\"{}\" y=\"{}\" font-size=\"10\" fill=\"#5b6475\">{v}</text>",
+            lx + 16.0,
+            top + lh * frac + 4.0
+        );
+    }
+    h.push_str("</svg></div>");
+}
+
+/// One task's (or task-and-length's) scores over the samples both runs hold.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diff {
+    pub task: String,
+    pub length: Option<u64>,
+    pub n: usize,
+    pub a: f64,
+    pub b: f64,
+}
+
+/// A sample whose correctness (score ≥ [`CORRECT_AT`]) differs between the runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Flip {
+    pub task: String,
+    pub sample_id: String,
+    pub a: f64,
+    pub b: f64,
+    pub prediction_a: String,
+    pub prediction_b: String,
+}
+
+/// `compare A B`.
+#[derive(Clone, Debug)]
+pub struct Comparison {
+    pub a: RunRecord,
+    pub b: RunRecord,
+    pub tasks: Vec<Diff>,
+    pub lengths: Vec<Diff>,
+    pub flips: Vec<Flip>,
+    /// Samples only one run holds.
+    pub only_a: usize,
+    pub only_b: usize,
+}
+
+/// Compares two runs over the samples both hold (matched by task and sample id).
+pub fn compare(store: &Store, a: i64, b: i64) -> Result<Comparison, StoreError> {
+    let (ra, rb) = (store.run(a)?, store.run(b)?);
+    let rows_a = store.results(a)?;
+    let rows_b = store.results(b)?;
+    let index: HashMap<(&str, &str), &ResultRow> = rows_b
+        .iter()
+        .map(|r| ((r.task.as_str(), r.sample_id.as_str()), r))
+        .collect();
+    let mut tasks: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    let mut lengths: BTreeMap<(String, u64), (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    let mut flips = Vec::new();
+    let mut matched = 0;
+    for x in &rows_a {
+        let Some(y) = index.get(&(x.task.as_str(), x.sample_id.as_str())) else {
+            continue;
+        };
+        matched += 1;
+        let e = tasks.entry(x.task.clone()).or_default();
+        e.0.push(x.score);
+        e.1.push(y.score);
+        if let Some(l) = x.length {
+            let e = lengths.entry((x.task.clone(), l)).or_default();
+            e.0.push(x.score);
+            e.1.push(y.score);
+        }
+        if (x.score >= CORRECT_AT) != (y.score >= CORRECT_AT) {
+            flips.push(Flip {
+                task: x.task.clone(),
+                sample_id: x.sample_id.clone(),
+                a: x.score,
+                b: y.score,
+                prediction_a: x.prediction.clone(),
+                prediction_b: y.prediction.clone(),
+            });
+        }
+    }
+    let diff = |task: String, length: Option<u64>, (sa, sb): (Vec<f64>, Vec<f64>)| Diff {
+        task,
+        length,
+        n: sa.len(),
+        a: score100(&sa),
+        b: score100(&sb),
+    };
+    Ok(Comparison {
+        only_a: rows_a.len() - matched,
+        only_b: rows_b.len() - matched,
+        a: ra,
+        b: rb,
+        tasks: tasks.into_iter().map(|(t, s)| diff(t, None, s)).collect(),
+        lengths: lengths
+            .into_iter()
+            .map(|((t, l), s)| diff(t, Some(l), s))
+            .collect(),
+        flips,
+    })
+}
+
+fn one_line(s: &str, n: usize) -> String {
+    let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    match s.char_indices().nth(n) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s,
+    }
+}
+
+impl Comparison {
+    /// The text rendering.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "A = {}\nB = {}\n", self.a.label(), self.b.label());
+        let rows: Vec<Vec<String>> = self
+            .tasks
+            .iter()
+            .map(|d| {
+                vec![
+                    d.task.clone(),
+                    d.n.to_string(),
+                    format!("{:.2}", d.a),
+                    format!("{:.2}", d.b),
+                    format!("{:+.2}", round2(d.b - d.a)),
+                ]
+            })
+            .collect();
+        table(&mut out, &["task", "n", "A", "B", "B-A"], &rows);
+        if !self.lengths.is_empty() {
+            out.push('\n');
+            let rows: Vec<Vec<String>> = self
+                .lengths
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.task.clone(),
+                        d.length.map(length_label).unwrap_or_default(),
+                        d.n.to_string(),
+                        format!("{:.2}", d.a),
+                        format!("{:.2}", d.b),
+                        format!("{:+.2}", round2(d.b - d.a)),
+                    ]
+                })
+                .collect();
+            table(&mut out, &["task", "length", "n", "A", "B", "B-A"], &rows);
+        }
+        let fixed = self.flips.iter().filter(|f| f.b >= CORRECT_AT).count();
+        let _ = writeln!(
+            out,
+            "\nflipped samples (correct = score >= {CORRECT_AT}): {} ({} wrong→right, {} right→wrong)",
+            self.flips.len(),
+            fixed,
+            self.flips.len() - fixed
+        );
+        for f in &self.flips {
+            let _ = writeln!(
+                out,
+                "  {} {}: {:.2} → {:.2}   A: {:?}   B: {:?}",
+                f.task,
+                f.sample_id,
+                f.a,
+                f.b,
+                one_line(&f.prediction_a, 40),
+                one_line(&f.prediction_b, 40)
+            );
+        }
+        if self.only_a + self.only_b > 0 {
+            let _ = writeln!(
+                out,
+                "not compared: {} samples only in A, {} only in B",
+                self.only_a, self.only_b
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::{record, row, temp_db};
+
+    fn synth(task: &str, id: &str, length: u64, depth: Option<u32>, score: f64) -> ResultRow {
+        let mut r = row(task, id, score);
+        r.length = Some(length);
+        r.depth = depth;
+        r
+    }
+
+    /// Two runs with hand-checked scores.
+    fn fixture(name: &str) -> Store {
+        let mut store = Store::open(&temp_db(name)).unwrap();
+        let a = store.begin_run(&record("a")).unwrap();
+        let mut rb = record("b");
+        rb.policy = "streaming".into();
+        let b = store.begin_run(&rb).unwrap();
+        // Run A, ruler/x: 4k → 1, 1 (100); 8k → 1, 0.5 (75); 16k → 1, 1 (100 — but 8k failed).
+        // ruler/y: 4k → 0.8 (80); 8k → 1 (100).
+        // Averages per length: 4k (100+80)/2 = 90; 8k (75+100)/2 = 87.5; 16k 100 → effective 16k.
+        for (id, l, d, s) in [
+            ("x1", 4096, Some(10), 1.0),
+            ("x2", 4096, Some(90), 1.0),
+            ("x3", 8192, Some(10), 1.0),
+            ("x4", 8192, Some(90), 0.5),
+            ("x5", 16384, Some(10), 1.0),
+            ("x6", 16384, Some(90), 1.0),
+        ] {
+            store.insert(a, &synth("ruler/x", id, l, d, s)).unwrap();
+        }
+        store
+            .insert(a, &synth("ruler/y", "y1", 4096, None, 0.8))
+            .unwrap();
+        store
+            .insert(a, &synth("ruler/y", "y2", 8192, None, 1.0))
+            .unwrap();
+        let mut e = row("longbench/qa", "q1", 0.0);
+        e.error = Some("context overflow".into());
+        e.truncated = true;
+        store.insert(a, &e).unwrap();
+        store
+            .insert(a, &row("longbench/qa", "q2", 1.0 / 3.0))
+            .unwrap();
+        // Run B: x4 right, x1 wrong, qa q2 0.
+        for (id, l, d, s) in [
+            ("x1", 4096, Some(10), 0.0),
+            ("x2", 4096, Some(90), 1.0),
+            ("x3", 8192, Some(10), 1.0),
+            ("x4", 8192, Some(90), 1.0),
+        ] {
+            store.insert(b, &synth("ruler/x", id, l, d, s)).unwrap();
+        }
+        store.insert(b, &row("longbench/qa", "q2", 0.0)).unwrap();
+        store
+    }
+
+    #[test]
+    fn rounding_matches_upstream() {
+        assert_eq!(score100(&[1.0, 0.0, 0.0]), 33.33);
+        assert_eq!(score100(&[2.0 / 3.0]), 66.67);
+        assert_eq!(score100(&[]), 0.0);
+        assert_eq!(colour(0.0), "#d73027");
+        assert_eq!(colour(100.0), "#1a9850");
+    }
+
+    #[test]
+    fn report_tables_effective_length_and_heatmap() {
+        let store = fixture("report.sqlite");
+        let rep = build(&store, &[1], 85.6).unwrap();
+        let r = &rep.runs[0];
+        let t = |name: &str| r.tasks.iter().find(|t| t.task == name).unwrap().clone();
+        assert_eq!(t("ruler/x").score, 91.67); // 5.5 / 6
+        assert_eq!(t("ruler/y").score, 90.0);
+        let qa = t("longbench/qa");
+        assert_eq!((qa.n, qa.score, qa.errors, qa.truncated), (2, 16.67, 1, 1));
+        assert_eq!(r.average, round2((91.67 + 90.0 + 16.67) / 3.0));
+        let f = &r.families[0];
+        assert_eq!(f.family, "ruler");
+        assert_eq!(
+            f.lengths,
+            vec![(4096, 90.0, 2), (8192, 87.5, 2), (16384, 100.0, 1)]
+        );
+        assert_eq!(f.effective, Some(16384));
+        // A higher threshold: 8k fails, so 16k does not count either.
+        let strict = build(&store, &[1], 89.0).unwrap();
+        assert_eq!(strict.runs[0].families[0].effective, Some(4096));
+        let none = build(&store, &[1], 95.0).unwrap();
+        assert_eq!(none.runs[0].families[0].effective, None);
+
+        let m = &r.heatmaps[0];
+        assert_eq!(m.task, "ruler/x");
+        assert_eq!(m.cells[&(Some(90), 8192)], (50.0, 1));
+        assert_eq!(r.heatmaps.len(), 1, "ruler/y has random depths only");
+
+        let text = rep.text();
+        assert!(text.contains("effective length (ruler): 16k"), "{text}");
+        assert!(text.contains("85.6"), "{text}");
+        assert!(text.contains("91.67") && text.contains("87.50"), "{text}");
+
+        let html = rep.html();
+        assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</html>\n"));
+        assert!(!html.contains("<link") && !html.contains("<script src"));
+        assert!(html.contains("data-depth=\"90%\" data-length=\"8192\" data-score=\"50.00\""));
+        assert!(html.contains(">50.0</text>") && html.contains(">100.0</text>"));
+        assert!(html.contains("class=\"legend\""));
+        assert!(html.contains("85.6"));
+        // Every opened element of the SVG is closed.
+        for tag in ["svg", "g", "text", "table", "section"] {
+            assert_eq!(
+                html.matches(&format!("<{tag} ")).count()
+                    + html.matches(&format!("<{tag}>")).count(),
+                html.matches(&format!("</{tag}>")).count(),
+                "{tag}"
+            );
+        }
+    }
+
+    #[test]
+    fn several_runs_get_a_comparison_table_and_compare_finds_flips() {
+        let store = fixture("compare.sqlite");
+        let rep = build(&store, &[], 85.6).unwrap();
+        assert_eq!(rep.runs.len(), 2);
+        let text = rep.text();
+        assert!(text.contains("== comparison =="), "{text}");
+        assert!(rep.html().contains("Comparison across runs"));
+
+        let c = compare(&store, 1, 2).unwrap();
+        let x = c.tasks.iter().find(|d| d.task == "ruler/x").unwrap();
+        assert_eq!((x.n, x.a, x.b), (4, 87.5, 75.0));
+        let l8 = c
+            .lengths
+            .iter()
+            .find(|d| d.task == "ruler/x" && d.length == Some(8192))
+            .unwrap();
+        assert_eq!((l8.a, l8.b), (75.0, 100.0));
+        let mut flipped: Vec<&str> = c.flips.iter().map(|f| f.sample_id.as_str()).collect();
+        flipped.sort();
+        // x4 goes 0.5 → 1: correct (≥ 0.5) in both, so not a flip.
+        assert_eq!(flipped, ["x1"]);
+        assert_eq!((c.only_a, c.only_b), (5, 0));
+        let text = c.text();
+        assert!(
+            text.contains("flipped samples") && text.contains("-12.50"),
+            "{text}"
+        );
+        assert!(compare(&store, 1, 7)
+            .unwrap_err()
+            .to_string()
+            .contains("no run with id 7"));
+    }
+}
