@@ -19,24 +19,8 @@ use crate::{
     FinishReason, LlmBackend, Message, Result, Sampling,
 };
 
-/// Long-context policies `auto` falls back to, best first (as the CLI's `--policy auto`).
-const AUTO_LONG_POLICIES: &[&str] = &["infllm", "lm-infinite"];
-
-/// `auto` → `full` when `needed` tokens fit `context_length`, else the first registered
-/// long-context policy; any other name unchanged. Same rule as the CLI's `--policy auto`.
-pub fn resolve_policy(requested: &str, context_length: usize, needed: usize) -> String {
-    if requested != "auto" {
-        return requested.to_string();
-    }
-    if needed <= context_length {
-        return "full".to_string();
-    }
-    AUTO_LONG_POLICIES
-        .iter()
-        .find(|name| REGISTRY.iter().any(|p| p.name == **name))
-        .map_or("full", |name| name)
-        .to_string()
-}
+/// `auto` → `full` when the input fits, else a long-context policy (the engine's rule).
+pub use longctx_engine::policy::resolve_policy;
 
 /// Path of the catalogue's default model in the models cache (it may not exist yet: the CLI's
 /// `model pull` fetches it).

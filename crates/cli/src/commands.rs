@@ -70,29 +70,13 @@ pub fn load_model(args: &ModelArgs) -> Result<Model> {
     Model::load(&path).with_context(|| format!("loading {}", path.display()))
 }
 
-/// Long-context policies `auto` falls back to, best first.
-const AUTO_LONG_POLICIES: &[&str] = &["infllm", "lm-infinite"];
-
 /// The policy name `--policy` means for an input of `needed` tokens (resolving `auto`).
 pub fn policy_name_for(model: &Model, args: &ModelArgs, needed: usize) -> String {
     resolve_policy(&args.policy, model.cfg.context_length, needed)
 }
 
-/// `auto` → `full` when `needed` fits `context_length`, else the first registered long-context
-/// policy; any other name unchanged.
-pub fn resolve_policy(requested: &str, context_length: usize, needed: usize) -> String {
-    if requested != "auto" {
-        return requested.to_string();
-    }
-    if needed <= context_length {
-        return "full".to_string();
-    }
-    AUTO_LONG_POLICIES
-        .iter()
-        .find(|name| REGISTRY.iter().any(|p| p.name == **name))
-        .map_or("full", |name| name)
-        .to_string()
-}
+/// `auto` → `full` when the input fits, else a long-context policy (the engine's rule).
+pub use longctx_engine::policy::resolve_policy;
 
 pub fn make_named_policy(model: &Model, name: &str, options: &str) -> Result<Box<dyn CachePolicy>> {
     let facts = ModelFacts {

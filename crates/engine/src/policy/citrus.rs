@@ -28,7 +28,7 @@ use std::sync::Arc;
 use crate::attention::{AttnPlan, KeyPos, LayerObs, Slots, Span, SpanMask};
 use crate::kv::KvStore;
 use crate::policy::{
-    slot_renumbered_spans, CachePolicy, ModelFacts, OptionReader, PlanContext, PolicyError,
+    slot_renumbered_plan, CachePolicy, ModelFacts, OptionReader, PlanContext, PolicyError,
     PolicyInfo, PolicyOption,
 };
 
@@ -100,19 +100,7 @@ impl CitrusPolicy {
         facts: ModelFacts,
     ) -> Result<CitrusPolicy, PolicyError> {
         let r = OptionReader::new(INFO.name, opts);
-        let budget = r
-            .positive("budget")?
-            .unwrap_or(1280.min(facts.context_length));
-        if budget > facts.context_length {
-            return Err(r.conflict(
-                "budget",
-                budget,
-                format!(
-                    "exceeds the model's trained context {}",
-                    facts.context_length
-                ),
-            ));
-        }
+        let budget = r.budget(1280.min(facts.context_length), facts)?;
         let chunk = r.positive("chunk")?.unwrap_or((budget / 4).clamp(1, 256));
         if 2 * chunk >= budget {
             return Err(r.conflict(
@@ -216,13 +204,11 @@ impl CachePolicy for CitrusPolicy {
                 observe: vec![0],
             };
         }
-        let spans = slot_renumbered_spans(pos, n, ctx.q_pos[0]);
-        let observe = if self.instruction.is_some() {
-            Vec::new()
-        } else {
-            (0..spans.len()).collect()
-        };
-        AttnPlan { spans, observe }
+        let mut plan = slot_renumbered_plan(ctx, pos);
+        if self.instruction.is_none() {
+            plan.observe = (0..plan.spans.len()).collect();
+        }
+        plan
     }
 
     fn observe(&mut self, layer: usize, plan: &AttnPlan, obs: &LayerObs, kv: &KvStore) {

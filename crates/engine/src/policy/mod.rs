@@ -231,6 +231,19 @@ pub(crate) fn slot_renumbered_spans(positions: &[i64], n_rows: usize, q_pos0: i6
     spans
 }
 
+/// The plan of a slot-renumbered cache ([`slot_renumbered_spans`] over the layer's
+/// positions); native sliding-window layers (Gemma 3) keep their own window at true positions.
+pub(crate) fn slot_renumbered_plan(ctx: &PlanContext, positions: &[i64]) -> AttnPlan {
+    let spans = match ctx.native_window {
+        Some(w) => vec![Span::original(0..positions.len(), SpanMask::Window(w))],
+        None => slot_renumbered_spans(positions, ctx.q_pos.len(), ctx.q_pos[0]),
+    };
+    AttnPlan {
+        spans,
+        observe: Vec::new(),
+    }
+}
+
 /// Reads a policy's `key=value` options with typed, named errors.
 pub(crate) struct OptionReader<'a> {
     policy: &'static str,
@@ -291,10 +304,45 @@ impl<'a> OptionReader<'a> {
             .transpose()
     }
 
+    /// The `budget` option (default `default`), which may not exceed the trained context.
+    pub(crate) fn budget(&self, default: usize, facts: ModelFacts) -> Result<usize, PolicyError> {
+        let budget = self.positive("budget")?.unwrap_or(default);
+        if budget > facts.context_length {
+            return Err(self.conflict(
+                "budget",
+                budget,
+                format!(
+                    "exceeds the model's trained context {}",
+                    facts.context_length
+                ),
+            ));
+        }
+        Ok(budget)
+    }
+
     /// An error for an option whose value conflicts with the others.
     pub(crate) fn conflict(&self, name: &str, value: usize, reason: String) -> PolicyError {
         self.bad(name, &value.to_string(), &reason)
     }
+}
+
+/// Long-context policies `--policy auto` falls back to, best first.
+pub const AUTO_LONG_POLICIES: &[&str] = &["infllm", "lm-infinite"];
+
+/// Resolves `auto`: `full` when `needed` tokens fit `context_length`, else the first registered
+/// long-context policy of [`AUTO_LONG_POLICIES`]; any other name is returned unchanged.
+pub fn resolve_policy(requested: &str, context_length: usize, needed: usize) -> String {
+    if requested != "auto" {
+        return requested.to_string();
+    }
+    if needed <= context_length {
+        return "full".to_string();
+    }
+    AUTO_LONG_POLICIES
+        .iter()
+        .find(|name| REGISTRY.iter().any(|p| p.name == **name))
+        .map_or("full", |name| name)
+        .to_string()
 }
 
 /// Builds a policy by registry name with `key=value,...` options.

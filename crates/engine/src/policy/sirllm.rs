@@ -13,10 +13,10 @@
 //! `start`), fill up to `budget − m` with the most recent tokens, and multiply every kept
 //! score by `decay`. The store never exceeds `budget` slots.
 
-use crate::attention::{AttnPlan, Span, SpanMask};
+use crate::attention::AttnPlan;
 use crate::kv::KvStore;
 use crate::policy::{
-    slot_renumbered_spans, CachePolicy, ModelFacts, OptionReader, PlanContext, PolicyError,
+    slot_renumbered_plan, CachePolicy, ModelFacts, OptionReader, PlanContext, PolicyError,
     PolicyInfo, PolicyOption,
 };
 
@@ -111,19 +111,7 @@ impl SirllmPolicy {
         facts: ModelFacts,
     ) -> Result<SirllmPolicy, PolicyError> {
         let r = OptionReader::new(INFO.name, opts);
-        let budget = r
-            .positive("budget")?
-            .unwrap_or(2048.min(facts.context_length));
-        if budget > facts.context_length {
-            return Err(r.conflict(
-                "budget",
-                budget,
-                format!(
-                    "exceeds the model's trained context {}",
-                    facts.context_length
-                ),
-            ));
-        }
+        let budget = r.budget(2048.min(facts.context_length), facts)?;
         let start = r.count("start")?.unwrap_or(4);
         let recent = r.count("recent")?.unwrap_or(budget / 2);
         let decay = r.fraction("decay", 0.0, 1.0)?.unwrap_or(1.0);
@@ -201,17 +189,7 @@ impl CachePolicy for SirllmPolicy {
     }
 
     fn plan(&mut self, ctx: &PlanContext, kv: &KvStore) -> AttnPlan {
-        let len = kv.len();
-        if let Some(w) = ctx.native_window {
-            return AttnPlan {
-                spans: vec![Span::original(0..len, SpanMask::Window(w))],
-                observe: Vec::new(),
-            };
-        }
-        AttnPlan {
-            spans: slot_renumbered_spans(kv.positions(), ctx.q_pos.len(), ctx.q_pos[0]),
-            observe: Vec::new(),
-        }
+        slot_renumbered_plan(ctx, kv.positions())
     }
 
     fn wants_surprisal(&self) -> bool {

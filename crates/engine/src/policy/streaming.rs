@@ -1,10 +1,10 @@
 //! `streaming`: StreamingLLM — a few attention-sink tokens plus a rolling window of recent
 //! tokens, positions renumbered by cache slot (engine-methods §2).
 
-use crate::attention::{AttnPlan, Span, SpanMask};
+use crate::attention::AttnPlan;
 use crate::kv::KvStore;
 use crate::policy::{
-    positive, slot_renumbered_spans, CachePolicy, ModelFacts, PlanContext, PolicyError, PolicyInfo,
+    positive, slot_renumbered_plan, CachePolicy, ModelFacts, PlanContext, PolicyError, PolicyInfo,
     PolicyOption,
 };
 
@@ -140,22 +140,11 @@ impl CachePolicy for StreamingPolicy {
     }
 
     fn plan(&mut self, ctx: &PlanContext, kv: &KvStore) -> AttnPlan {
-        let len = kv.len();
-        if let Some(w) = ctx.native_window {
-            // Native sliding-window layers keep their own window (engine-methods §13.2).
-            return AttnPlan {
-                spans: vec![Span::original(0..len, SpanMask::Window(w))],
-                observe: Vec::new(),
-            };
-        }
         // Slot renumbering: the window is contiguous up to the chunk, so its slot distances
         // equal its true distances; the sinks sit at their slots. Before anything is evicted
         // the whole store is one run at true positions, which keeps it bit-identical to `full`
         // (a split softmax sums in another order, and int8 activation rounding can amplify
         // that last-bit difference).
-        AttnPlan {
-            spans: slot_renumbered_spans(kv.positions(), ctx.q_pos.len(), ctx.q_pos[0]),
-            observe: Vec::new(),
-        }
+        slot_renumbered_plan(ctx, kv.positions())
     }
 }
