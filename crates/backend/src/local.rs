@@ -189,7 +189,13 @@ impl LocalBackend {
     }
 
     /// Runs one request on a fresh session.
-    fn run(&self, prompt: &[u32], sampling: &Sampling, started: Instant) -> Result<Completion> {
+    fn run(
+        &self,
+        prompt: &[u32],
+        sampling: &Sampling,
+        instruction: Option<&str>,
+        started: Instant,
+    ) -> Result<Completion> {
         let params = gen_params(sampling)?;
         if prompt.is_empty() {
             return Err(BackendError::InvalidRequest("the prompt is empty".into()));
@@ -203,6 +209,11 @@ impl LocalBackend {
             }
         }
         let mut session = Session::new(&self.model, self.make_policy(&policy)?);
+        if let Some(question) = instruction.filter(|q| !q.trim().is_empty()) {
+            // Instruction-aware policies (citrus) score the cache by the question's attention.
+            let tokens = self.model.tokenizer.encode(question.trim(), false, false);
+            session.set_instruction(&tokens);
+        }
         session.feed(prompt, |_| {}).map_err(session_err)?;
         let g = session.generate(&params, |_| true).map_err(session_err)?;
         Ok(Completion {
@@ -267,7 +278,7 @@ impl LlmBackend for LocalBackend {
     fn complete(&self, req: &CompletionRequest) -> Result<Completion> {
         let started = Instant::now();
         let tokens = self.model.tokenizer.encode(&req.prompt, true, false);
-        self.run(&tokens, &req.sampling, started)
+        self.run(&tokens, &req.sampling, None, started)
     }
 
     fn chat(&self, req: &ChatRequest) -> Result<Completion> {
@@ -277,7 +288,7 @@ impl LlmBackend for LocalBackend {
         }
         let text = self.render_chat(&req.messages, req.prefill.as_deref())?;
         let tokens = self.chat_tokens(&text);
-        self.run(&tokens, &req.sampling, started)
+        self.run(&tokens, &req.sampling, req.instruction.as_deref(), started)
     }
 
     fn count_tokens(&self, text: &str) -> Result<usize> {

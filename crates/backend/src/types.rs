@@ -138,7 +138,7 @@ pub struct ChatRequest {
     pub prefill: Option<String>,
     pub sampling: Sampling,
     /// The question alone, for query-aware KV-cache policies (e.g. CItruS) that need it apart
-    /// from the long context. Remote servers ignore it; so do the engine's current policies.
+    /// from the long context. Remote servers ignore it; the local engine gives it to instruction-aware policies (citrus).
     pub instruction: Option<String>,
 }
 
