@@ -3,7 +3,7 @@
 
 use crate::kv::KvStore;
 use crate::model::{LogitsWanted, Model, ModelError, Workspace};
-use crate::policy::CachePolicy;
+use crate::policy::{CachePolicy, PolicyError};
 use crate::sampling::{Sampler, SamplingError, SamplingParams};
 use crate::tokenizer::StreamDecoder;
 
@@ -109,6 +109,17 @@ impl<'m> Session<'m> {
     ) -> Result<&[f32], SessionError> {
         if tokens.is_empty() {
             return Err(ModelError::EmptyInput.into());
+        }
+        if let Some(limit) = self.policy.token_limit() {
+            let needed = self.kv.len() + tokens.len();
+            if needed > limit {
+                return Err(ModelError::from(PolicyError::ContextExceeded {
+                    policy: self.policy.name().into(),
+                    needed,
+                    limit,
+                })
+                .into());
+            }
         }
         let chunk = self.policy.chunk_size().max(1);
         let mut done = 0;

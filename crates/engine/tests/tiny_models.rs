@@ -7,6 +7,7 @@ use std::sync::Arc;
 use longctx_engine::gguf::GgufFile;
 use longctx_engine::model::{Arch, LogitsWanted, Workspace};
 use longctx_engine::policy::FullPolicy;
+use longctx_engine::session::Session;
 use longctx_engine::testing::{tiny_model_gguf, TinySpec, TINY_VOCAB};
 use longctx_engine::Model;
 
@@ -281,6 +282,30 @@ fn full_policy_refuses_past_its_context() {
         .unwrap_err();
     assert!(err.to_string().contains("token id 999"), "{err}");
     assert_eq!(kv.len(), 0, "a failed chunk is rolled back");
+
+    // A session refuses the whole prompt before running any chunk of it, naming its length
+    // (not the first chunk that would overflow).
+    let policy = FullPolicy {
+        max_context: 8,
+        chunk: 3,
+    };
+    let mut session = Session::new(&model, Box::new(policy));
+    let mut chunks_run = 0;
+    let err = session.feed(&[65u32; 20], |_| chunks_run += 1).unwrap_err();
+    assert!(
+        err.to_string().contains("needs 20 tokens") && err.to_string().contains("allows 8"),
+        "{err}"
+    );
+    assert_eq!(chunks_run, 0, "no chunk runs before the refusal");
+    assert!(session.tokens().is_empty());
+    session.feed(&[65u32; 6], |_| {}).expect("6 tokens fit");
+    let err = session.feed(&[65u32; 3], |_| {}).unwrap_err();
+    assert!(err.to_string().contains("needs 9 tokens"), "{err}");
+    assert_eq!(
+        session.tokens().len(),
+        6,
+        "the refused feed leaves the session as it was"
+    );
 }
 
 fn load_edited(

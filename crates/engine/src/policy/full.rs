@@ -63,6 +63,10 @@ impl CachePolicy for FullPolicy {
         self.chunk
     }
 
+    fn token_limit(&self) -> Option<usize> {
+        Some(self.max_context)
+    }
+
     fn before_chunk(&mut self, kv: &mut KvStore, n_new: usize) -> Result<(), PolicyError> {
         let needed = kv.len() + n_new;
         if needed > self.max_context {

@@ -23,7 +23,7 @@ use crate::kv::KvStore;
 use crate::model::RopeParams;
 use crate::ops;
 use crate::policy::{
-    positive, CachePolicy, ModelFacts, PlanContext, PolicyError, PolicyInfo, PolicyOption,
+    CachePolicy, ModelFacts, OptionReader, PlanContext, PolicyError, PolicyInfo, PolicyOption,
 };
 
 pub(crate) const INFO: PolicyInfo = PolicyInfo {
@@ -116,12 +116,6 @@ fn bad(option: &str, value: impl ToString, reason: impl Into<String>) -> PolicyE
     }
 }
 
-fn non_negative(option: &str, value: &str) -> Result<usize, PolicyError> {
-    value
-        .parse()
-        .map_err(|_| bad(option, value, "must be a non-negative integer"))
-}
-
 impl InfllmPolicy {
     /// A policy with the repo's `repr_topk` (4, or the block size if smaller), the default
     /// execution chunk (`min(512, n_local / 4)`) and no block cap.
@@ -184,17 +178,10 @@ impl InfllmPolicy {
         opts: &[(String, String)],
         facts: ModelFacts,
     ) -> Result<InfllmPolicy, PolicyError> {
-        let get = |name: &str| {
-            opts.iter()
-                .rev()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
-        let pos_opt = |name: &str| get(name).map(|v| positive(INFO.name, name, v)).transpose();
+        let opt = OptionReader::new(INFO.name, opts);
+        let pos_opt = |name: &str| opt.positive(name);
         let budget = pos_opt("budget")?;
-        let n_init = get("n_init")
-            .map(|v| non_negative("n_init", v))
-            .transpose()?;
+        let n_init = opt.count("n_init")?;
         let (n_local, n_init, block) = match budget {
             // Defaults from the repo: the Llama-3-8B config (8K trained context, as SmolLM2)
             // and MiniCPM (4K) both use a window of half the trained context.
@@ -260,8 +247,8 @@ impl InfllmPolicy {
         // The repo's execution chunk is 512 against windows of 2048–4096 (1/4 to 1/8 of the
         // window); keep at least that ratio so averaged retrieval queries stay sharp.
         p.chunk = pos_opt("chunk")?.unwrap_or((n_local / 4).clamp(1, 512));
-        if let Some(v) = get("max_blocks") {
-            p.max_blocks = non_negative("max_blocks", v)?;
+        if let Some(v) = opt.count("max_blocks")? {
+            p.max_blocks = v;
         }
         p.validated()
     }

@@ -90,6 +90,11 @@ pub trait CachePolicy: Send {
     fn needs_pre_rope(&self) -> bool {
         false
     }
+    /// Most tokens the policy holds before it refuses input (full attention's context limit),
+    /// so a session can refuse a long prompt before spending any compute on it.
+    fn token_limit(&self) -> Option<usize> {
+        None
+    }
     /// Runs before `n_new` tokens are appended: evict for space or refuse.
     fn before_chunk(&mut self, kv: &mut KvStore, n_new: usize) -> Result<(), PolicyError>;
     /// Key spans one layer attends to for the current chunk (its keys already appended).
@@ -253,6 +258,11 @@ pub(crate) struct OptionReader<'a> {
 impl<'a> OptionReader<'a> {
     pub(crate) fn new(policy: &'static str, opts: &'a [(String, String)]) -> OptionReader<'a> {
         OptionReader { policy, opts }
+    }
+
+    /// A text option as given, if given.
+    pub(crate) fn text(&self, name: &str) -> Option<&'a str> {
+        self.raw(name)
     }
 
     fn raw(&self, name: &str) -> Option<&'a str> {

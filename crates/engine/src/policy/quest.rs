@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crate::attention::{dot, AttnPlan, Slots, Span, SpanMask};
 use crate::kv::KvStore;
 use crate::policy::{
-    positive, CachePolicy, ModelFacts, PlanContext, PolicyError, PolicyInfo, PolicyOption,
+    CachePolicy, ModelFacts, OptionReader, PlanContext, PolicyError, PolicyInfo, PolicyOption,
 };
 
 pub(crate) const INFO: PolicyInfo = PolicyInfo {
@@ -91,12 +91,6 @@ fn bad(option: &str, value: impl ToString, reason: impl Into<String>) -> PolicyE
     }
 }
 
-fn non_negative(option: &str, value: &str) -> Result<usize, PolicyError> {
-    value
-        .parse()
-        .map_err(|_| bad(option, value, "must be a non-negative integer"))
-}
-
 impl QuestPolicy {
     /// A policy with the given budget and capacity and the defaults of [`INFO`].
     pub fn new(budget: usize, capacity: usize) -> Result<QuestPolicy, PolicyError> {
@@ -149,13 +143,8 @@ impl QuestPolicy {
         opts: &[(String, String)],
         facts: ModelFacts,
     ) -> Result<QuestPolicy, PolicyError> {
-        let get = |name: &str| {
-            opts.iter()
-                .rev()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
-        let pos_opt = |name: &str| get(name).map(|v| positive(INFO.name, name, v)).transpose();
+        let opt = OptionReader::new(INFO.name, opts);
+        let pos_opt = |name: &str| opt.positive(name);
         let capacity = pos_opt("capacity")?.unwrap_or(facts.context_length);
         // Apply every option before validating: defaults alone may not fit a tiny context.
         let mut p =
@@ -163,19 +152,19 @@ impl QuestPolicy {
         if let Some(v) = pos_opt("page")? {
             p.page = v;
         }
-        if let Some(v) = get("sinks") {
-            p.sinks = non_negative("sinks", v)?;
+        if let Some(v) = opt.count("sinks")? {
+            p.sinks = v;
         }
-        if let Some(v) = get("local") {
-            p.local = non_negative("local", v)?;
+        if let Some(v) = opt.count("local")? {
+            p.local = v;
         }
         if let Some(v) = pos_opt("reuse")? {
             p.reuse = v;
         }
-        if let Some(v) = get("dense_layers") {
-            p.dense_layers = non_negative("dense_layers", v)?;
+        if let Some(v) = opt.count("dense_layers")? {
+            p.dense_layers = v;
         }
-        if let Some(v) = get("prefill") {
+        if let Some(v) = opt.text("prefill") {
             p.sparse_prefill = match v {
                 "dense" => false,
                 "sparse" => true,
