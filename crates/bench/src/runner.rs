@@ -159,6 +159,20 @@ pub struct PlanConfig {
     pub data_root: Option<PathBuf>,
     /// Skip malformed dataset lines (reported) instead of failing.
     pub skip_bad_lines: bool,
+    /// Tokens the chat template adds around a chat sample's text ([`chat_template_tokens`]).
+    /// Synthetic chat tasks count them, so that the whole request plus the answer budget
+    /// fits the target length, as RULER's lengths do (its sizing includes the model template).
+    pub template_tokens: usize,
+}
+
+/// Tokens `backend` adds around the text of a one-turn chat request (template and BOS); a
+/// margin of 16 when the backend cannot render its template.
+pub fn chat_template_tokens(backend: &dyn LlmBackend) -> Result<usize, BackendError> {
+    match backend.render_chat(&[Message::user("")], None) {
+        Ok(text) => Ok(backend.count_tokens(&text)? + 1),
+        Err(BackendError::Unsupported { .. }) => Ok(16),
+        Err(e) => Err(e),
+    }
 }
 
 /// Samples of one task, plus what a lenient dataset load skipped.
@@ -235,7 +249,8 @@ pub fn plan_task(
             if let Some(root) = &cfg.data_root {
                 gen.data_root = root.clone();
             }
-            crate::tasks::generate_grid(t, &cfg.lengths, &gen, counter).map_err(gen_err)?
+            let templated = |text: &str| counter.count_tokens(text) + cfg.template_tokens;
+            crate::tasks::generate_grid(t, &cfg.lengths, &gen, &templated).map_err(gen_err)?
         }
         TaskRef::Dataset(d) => {
             let ds_err = |error| RunError::Dataset {
@@ -1018,6 +1033,7 @@ mod tests {
             limit: Some(2),
             data_root: Some(dir.clone()),
             skip_bad_lines: false,
+            template_tokens: 0,
         };
         let counter = |t: &str| t.len();
         let task = select_tasks(&["leval/coursera".into()]).unwrap()[0];

@@ -14,7 +14,8 @@ use longctx_backend::{
     RetryPolicy, Role, Sampling,
 };
 use longctx_bench::runner::{
-    plan_task, run_samples, select_tasks, BackendCounter, PlanConfig, RunSettings,
+    chat_template_tokens, plan_task, run_samples, select_tasks, BackendCounter, PlanConfig,
+    RunSettings,
 };
 use longctx_bench::store::{RunRecord, Store};
 use longctx_bench::Sample;
@@ -72,7 +73,9 @@ fn record(key: &str) -> RunRecord {
 
 /// Passkey (raw completion) and ruler/niah_single_1 (chat with an answer prefix) at 512
 /// tokens, one depth, 2 samples each; niah's generation budget cut to 24 tokens.
-fn tiny_samples(backend: &dyn LlmBackend) -> Vec<Sample> {
+/// `template_tokens`: the local engine's chat template size, also for the HTTP client (which
+/// cannot render the server's template), so both plan the same samples.
+fn tiny_samples(backend: &dyn LlmBackend, template_tokens: usize) -> Vec<Sample> {
     let cfg = PlanConfig {
         lengths: vec![512],
         depths: vec![50],
@@ -81,6 +84,7 @@ fn tiny_samples(backend: &dyn LlmBackend) -> Vec<Sample> {
         limit: None,
         data_root: None,
         skip_bad_lines: false,
+        template_tokens,
     };
     let counter = BackendCounter::new(backend);
     let mut out = Vec::new();
@@ -88,6 +92,16 @@ fn tiny_samples(backend: &dyn LlmBackend) -> Vec<Sample> {
         out.extend(plan_task(task, &cfg, &counter).unwrap().samples);
     }
     assert!(counter.take_error().is_none());
+    // RULER's length contract: the whole request as sent (chat template, prompt, answer
+    // prefix) plus the answer budget fits the target length, and nearly fills it.
+    for s in out.iter().filter(|s| s.chat) {
+        let Ok(request) = backend.render_chat(&[Message::user(&s.prompt)], Some(&s.answer_prefix))
+        else {
+            continue;
+        };
+        let total = backend.count_tokens(&request).unwrap() + s.max_new_tokens;
+        assert!((480..=512).contains(&total), "{}: {total} tokens", s.id);
+    }
     for s in &mut out {
         s.max_new_tokens = s.max_new_tokens.min(24);
     }
@@ -230,7 +244,8 @@ fn settings(c: usize) -> RunSettings {
 fn local_and_openai_runs_store_the_same_scored_rows() {
     let Some(engine) = model() else { return };
     let no = AtomicBool::new(false);
-    let samples = tiny_samples(engine.as_ref());
+    let template_tokens = chat_template_tokens(engine.as_ref()).unwrap();
+    let samples = tiny_samples(engine.as_ref(), template_tokens);
 
     // Local engine, 2 workers.
     let mut store = Store::open(&temp("local.sqlite")).unwrap();
@@ -288,7 +303,7 @@ fn local_and_openai_runs_store_the_same_scored_rows() {
     // prompts (built with the server's /tokenize) and the greedy predictions are identical.
     let base = serve(engine.clone());
     let remote = client(&base);
-    let remote_samples = tiny_samples(&remote);
+    let remote_samples = tiny_samples(&remote, template_tokens);
     assert_eq!(remote_samples, samples);
     let mut rstore = Store::open(&temp("remote.sqlite")).unwrap();
     let rrun = rstore.begin_run(&record("remote")).unwrap();
@@ -339,7 +354,8 @@ fn local_and_openai_runs_store_the_same_scored_rows() {
 fn max_input_budget_truncates_or_refuses_per_task() {
     let Some(engine) = model() else { return };
     let no = AtomicBool::new(false);
-    let mut samples = tiny_samples(engine.as_ref());
+    let template_tokens = chat_template_tokens(engine.as_ref()).unwrap();
+    let mut samples = tiny_samples(engine.as_ref(), template_tokens);
     samples.truncate(1); // one passkey sample (Truncation::None)
     let mut middle = samples[0].clone();
     middle.id = "passkey/middle".into();

@@ -11,7 +11,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use longctx_backend::{BackendSpec, LlmBackend, LocalBackend, OpenAiBackend};
 use longctx_bench::report::{self, RULER_THRESHOLD};
 use longctx_bench::runner::{
-    self, all_tasks, plan_task, select_tasks, BackendCounter, Event, PlanConfig, RunSettings,
+    self, all_tasks, chat_template_tokens, plan_task, select_tasks, BackendCounter, Event,
+    PlanConfig, RunSettings,
 };
 use longctx_bench::store::{RunRecord, Store};
 use longctx_bench::{export, Sample};
@@ -333,6 +334,8 @@ fn run_bench(args: &RunArgs) -> Result<()> {
         limit: args.limit,
         data_root: args.data.clone(),
         skip_bad_lines: args.skip_bad_lines,
+        template_tokens: chat_template_tokens(backend)
+            .context("counting the chat template's tokens")?,
     };
     let counter = BackendCounter::new(backend);
     let mut samples: Vec<Sample> = Vec::new();

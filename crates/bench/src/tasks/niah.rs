@@ -25,8 +25,9 @@
 //!
 //! Differences from upstream, all deliberate:
 //! - The haystack is cut in whitespace-separated words (the largest number whose whole prompt
-//!   fits `length` tokens with the caller's counter), not in tokens of a fixed tokenizer, and
-//!   without upstream's 200-token buffer: the counter measures the real prompt.
+//!   plus the 300-token answer budget fits `length` tokens with the caller's counter, which
+//!   counts the chat template too, as RULER sizes its prompts), not in tokens of a fixed
+//!   tokenizer, and without upstream's 200-token buffer: the counter measures the real request.
 //! - Upstream reads the files in file-system order; here they are sorted by name.
 //! - The system message is folded into the user turn (the [`Sample`] has one user turn).
 //! - `max_new_tokens` is upstream's OpenAI default of 300.
@@ -124,7 +125,7 @@ pub fn render_prompt(context: &str, depth: u32) -> String {
 
 /// Samples for every configured depth (default 0, 10, …, 100) × `num_samples`. The
 /// haystack does not depend on the seed, so the samples of one cell are identical (as
-/// upstream, which runs each cell once); the prompt is at most `length` tokens.
+/// upstream, which runs each cell once); prompt + `max_new_tokens` is at most `length` tokens.
 pub fn generate(cfg: &GenConfig, counter: &dyn TokenCounter) -> Result<Vec<Sample>, BenchError> {
     cfg.validate()?;
     let text = niah_essays(&cfg.data_root)?;
@@ -135,9 +136,13 @@ pub fn generate(cfg: &GenConfig, counter: &dyn TokenCounter) -> Result<Vec<Sampl
     let mut out = Vec::new();
     for depth in cfg.depths_or(&DEFAULT_DEPTHS) {
         let render = |n: usize| render_prompt(&haystack_prefix(&text, &spans, n), depth);
-        let words = crate::tasks::common::fit_largest(1, cfg.length * 8 + 8, cfg.length, 0, |n| {
-            counter.count_tokens(&render(n))
-        })?;
+        let words = crate::tasks::common::fit_largest(
+            1,
+            cfg.length * 8 + 8,
+            cfg.length,
+            MAX_NEW_TOKENS,
+            |n| counter.count_tokens(&render(n)),
+        )?;
         let prompt = render(words);
         let tokens = counter.count_tokens(&prompt);
         for index in 0..cfg.num_samples {
