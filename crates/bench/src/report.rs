@@ -360,7 +360,12 @@ impl Report {
             }
         }
         if self.runs.len() > 1 {
-            out.push_str("== comparison ==\n");
+            match self.shared_model() {
+                Some(m) => {
+                    let _ = writeln!(out, "== comparison ({m}) ==");
+                }
+                None => out.push_str("== comparison ==\n"),
+            }
             let (header, rows) = self.comparison_rows();
             let h: Vec<&str> = header.iter().map(String::as_str).collect();
             table(&mut out, &h, &rows);
@@ -368,10 +373,27 @@ impl Report {
         out
     }
 
+    /// The model of every run, when they all share one.
+    fn shared_model(&self) -> Option<&str> {
+        let first = &self.runs.first()?.run.model;
+        self.runs
+            .iter()
+            .all(|r| r.run.model == *first)
+            .then_some(first.as_str())
+    }
+
     /// Task × run scores (plus the average row).
     fn comparison_rows(&self) -> (Vec<String>, Vec<Vec<String>>) {
         let mut header = vec!["task".to_string()];
-        header.extend(self.runs.iter().map(|r| r.run.label()));
+        // One model for every run (the usual policy comparison): named once, not per column.
+        let one_model = self.shared_model().is_some();
+        header.extend(self.runs.iter().map(|r| {
+            if one_model {
+                r.run.short_label()
+            } else {
+                r.run.label()
+            }
+        }));
         let tasks: BTreeSet<&str> = self
             .runs
             .iter()
@@ -414,6 +436,9 @@ impl Report {
         }
         if self.runs.len() > 1 {
             h.push_str("<section><h2>Comparison across runs</h2>");
+            if let Some(m) = self.shared_model() {
+                let _ = write!(h, "<p>model: {}</p>", esc(m));
+            }
             let (header, rows) = self.comparison_rows();
             html_table(&mut h, &header, &rows, true);
             h.push_str("</section>\n");
@@ -1006,8 +1031,13 @@ mod tests {
         let rep = build(&store, &[], 85.6).unwrap();
         assert_eq!(rep.runs.len(), 2);
         let text = rep.text();
-        assert!(text.contains("== comparison =="), "{text}");
-        assert!(rep.html().contains("Comparison across runs"));
+        // Both runs use m.gguf: the comparison names it once and heads columns by policy.
+        assert!(text.contains("== comparison (m.gguf) =="), "{text}");
+        let (header, _) = rep.comparison_rows();
+        assert_eq!(header, ["task", "#1 full", "#2 streaming"]);
+        assert!(rep
+            .html()
+            .contains("Comparison across runs</h2><p>model: m.gguf</p>"));
 
         let c = compare(&store, 1, 2).unwrap();
         let x = c.tasks.iter().find(|d| d.task == "ruler/x").unwrap();

@@ -95,12 +95,20 @@ impl RunRecord {
     /// A short label for tables: `model · policy[options]`.
     pub fn label(&self) -> String {
         let model = self.model.strip_suffix(".gguf").unwrap_or(&self.model);
-        let policy = if self.policy_options.is_empty() {
+        format!("#{} {model} · {}", self.id, self.policy_label())
+    }
+
+    /// `#id policy[options]`, for tables whose runs all share one model.
+    pub fn short_label(&self) -> String {
+        format!("#{} {}", self.id, self.policy_label())
+    }
+
+    fn policy_label(&self) -> String {
+        if self.policy_options.is_empty() {
             self.policy.clone()
         } else {
             format!("{}[{}]", self.policy, self.policy_options)
-        };
-        format!("#{} {model} · {policy}", self.id)
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! `longctx bench`: list tasks, run them resumably into a SQLite results database, report
 //! (text + self-contained HTML), compare two runs and export upstream prediction files.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -211,26 +211,9 @@ fn report_cmd(args: &ReportArgs) -> Result<()> {
     Ok(())
 }
 
-/// `git rev-parse HEAD` in the source tree (or the current directory); `unknown` otherwise.
+/// The commit this binary was built from (`-dirty` with uncommitted changes; see build.rs).
 fn git_commit() -> String {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for dir in [src, Path::new(".")] {
-        if !dir.is_dir() {
-            continue;
-        }
-        if let Ok(out) = std::process::Command::new("git")
-            .args(["rev-parse", "HEAD"])
-            .current_dir(dir)
-            .stderr(std::process::Stdio::null())
-            .output()
-        {
-            let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if out.status.success() && !s.is_empty() {
-                return s;
-            }
-        }
-    }
-    "unknown".into()
+    env!("LONGCTX_GIT_COMMIT").to_string()
 }
 
 /// The backend, its model checksum, and how it formats chat prompts.

@@ -244,9 +244,19 @@ fn run_resume_bad_inputs_report_compare_export() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert!(
-        out.contains("== comparison ==") && out.contains("effective length (passkey): 256"),
+        out.contains("== comparison (") && out.contains("effective length (passkey): 256"),
         "{out}"
     );
+    // The run names the commit the binary was built from (build.rs), not the tree it ran in.
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let want = head.as_deref().unwrap_or("unknown");
+    assert!(out.contains(&format!("git {want}")), "{want} in {out}");
     let html = std::fs::read_to_string(d.join("rep.html")).unwrap();
     assert!(html.contains("data-depth=\"90%\" data-length=\"256\" data-score=\"100.00\""));
     let (out, _) = text(&longctx(
