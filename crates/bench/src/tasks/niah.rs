@@ -40,7 +40,7 @@ use crate::tasks::passkey::TokenCounter;
 use crate::{BenchError, Metric};
 
 /// Bumped whenever the prompt text or the placement changes.
-pub const GENERATOR_VERSION: u32 = 1;
+pub const GENERATOR_VERSION: u32 = 2;
 
 /// Upstream's default needle, with its surrounding newlines.
 pub const NEEDLE: &str =
