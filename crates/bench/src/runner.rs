@@ -168,9 +168,20 @@ pub struct PlanConfig {
 /// Tokens `backend` adds around the text of a one-turn chat request (template and BOS); a
 /// margin of 16 when the backend cannot render its template.
 pub fn chat_template_tokens(backend: &dyn LlmBackend) -> Result<usize, BackendError> {
-    match backend.render_chat(&[Message::user("")], None) {
+    chat_wrapper_tokens(backend, None)
+}
+
+/// Tokens of a one-turn chat request with an empty user message and the assistant turn
+/// started with `prefix`; 16 + the prefix when the backend cannot render its template.
+fn chat_wrapper_tokens(
+    backend: &dyn LlmBackend,
+    prefix: Option<&str>,
+) -> Result<usize, BackendError> {
+    match backend.render_chat(&[Message::user("")], prefix) {
         Ok(text) => Ok(backend.count_tokens(&text)? + 1),
-        Err(BackendError::Unsupported { .. }) => Ok(16),
+        Err(BackendError::Unsupported { .. }) => {
+            Ok(16 + prefix.map_or(Ok(0), |p| backend.count_tokens(p))?)
+        }
         Err(e) => Err(e),
     }
 }
@@ -516,13 +527,7 @@ impl From<BackendError> for FitError {
 fn overhead(backend: &dyn LlmBackend, s: &Sample) -> Result<usize, BackendError> {
     let prefix = (!s.answer_prefix.is_empty()).then_some(s.answer_prefix.as_str());
     if s.chat {
-        match backend.render_chat(&[Message::user("")], prefix) {
-            Ok(text) => Ok(backend.count_tokens(&text)? + 1),
-            Err(BackendError::Unsupported { .. }) => {
-                Ok(16 + backend.count_tokens(&s.answer_prefix)?)
-            }
-            Err(e) => Err(e),
-        }
+        chat_wrapper_tokens(backend, prefix)
     } else {
         Ok(1 + backend.count_tokens(&s.answer_prefix)?)
     }
