@@ -13,6 +13,7 @@ use crate::model::RopeParams;
 use crate::ops;
 use simd::Simd;
 
+mod rope_table;
 mod simd;
 mod tiled;
 
@@ -209,6 +210,8 @@ pub struct AttnScratch {
     fixed_q: Vec<(usize, Vec<f32>)>,
     cos: Vec<f32>,
     sin: Vec<f32>,
+    /// Rotation rows reused across heads, layers and decode steps.
+    rope_table: rope_table::RopeTable,
 }
 
 /// Keys/values of one span gathered (and rotated) into contiguous per-KV-head buffers.
@@ -458,17 +461,18 @@ fn attend_with(
                 }
             }
             let pos = &m.pos[if per_head { h } else { 0 }];
-            let target = |j: usize| -> Option<f64> {
+            let target = |j: usize| -> Option<i64> {
                 let base = if from_pre { 0 } else { pos[j] };
                 match &span.pos {
-                    KeyPos::Original => (base != pos[j]).then(|| (pos[j] - base) as f64),
-                    KeyPos::FixedDistance(_) => (base != 0).then(|| -(base as f64)),
-                    KeyPos::Virtual(v) => Some((v[j] - base) as f64),
+                    KeyPos::Original => (base != pos[j]).then(|| pos[j] - base),
+                    KeyPos::FixedDistance(_) => (base != 0).then(|| -base),
+                    KeyPos::Virtual(v) => Some(v[j] - base),
                 }
             };
             for (j, row) in mk.chunks_exact_mut(d).enumerate() {
                 if let Some(delta) = target(j) {
-                    rotate_rows(&inp.rope, row, d, delta, &mut scratch.cos, &mut scratch.sin);
+                    let (cos, sin) = scratch.rope_table.get(&inp.rope, delta);
+                    ops::rope_apply(&inp.rope, row, cos, sin);
                 }
             }
         }
