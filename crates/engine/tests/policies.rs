@@ -198,7 +198,7 @@ fn stream<P: CachePolicy>(
     p: &mut P,
     tokens: &[u32],
     decode: usize,
-    mut check: impl FnMut(&P, &KvStore),
+    mut check: impl FnMut(&P, &KvStore, &[f32]),
 ) {
     let mut kv = model.new_kv(p);
     let mut ws = Workspace::default();
@@ -210,7 +210,7 @@ fn stream<P: CachePolicy>(
             .expect("forward");
         assert!(ws.logits.iter().all(|l| l.is_finite()));
         pos += piece.len() as i64;
-        check(p, &kv);
+        check(p, &kv, &ws.logits);
     }
 }
 
@@ -229,7 +229,7 @@ fn infllm_memory_stays_bounded_over_a_long_stream() {
     let kv_bound = p.kv_bound_tokens() * token_bytes;
     let mem_bound = p.memory_bound_bytes(8, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim);
     let (mut max_kv, mut max_mem) = (0, 0);
-    stream(&model, &mut p, &tokens, 300, |p, kv| {
+    stream(&model, &mut p, &tokens, 300, |p, kv, _| {
         assert!(
             kv.bytes() <= kv_bound,
             "KV {} > bound {kv_bound}",
@@ -248,11 +248,45 @@ fn infllm_memory_stays_bounded_over_a_long_stream() {
     // Without a cap the block memory grows with the input, as documented; the hot KV does not.
     let opts = options("infllm", "n_local=64,n_init=4,block=16,topk=2,chunk=32");
     let mut p = InfllmPolicy::from_options(&opts, facts(&model)).expect("valid");
-    stream(&model, &mut p, &tokens[..5000], 100, |p, kv| {
+    stream(&model, &mut p, &tokens[..5000], 100, |p, kv, _| {
         assert!(kv.bytes() <= p.kv_bound_tokens() * token_bytes)
     });
     assert_eq!(p.n_blocks(), (5000 - 4 - 63) / 16);
     eprintln!("infllm stream: max KV {max_kv} B (bound {kv_bound}), max memory {max_mem} B (bound {mem_bound}), {:.1}s", t.elapsed().as_secs_f64());
+}
+
+#[test]
+fn infllm_offloaded_block_memory_gives_identical_logits_with_bounded_ram() {
+    let model = tiny();
+    let c = &model.cfg;
+    let tokens = stream_tokens(4000);
+    let run = |offload: &str| {
+        let opts = options(
+            "infllm",
+            &format!("n_local=64,n_init=4,block=16,topk=2,chunk=32,offload={offload}"),
+        );
+        let mut p = InfllmPolicy::from_options(&opts, facts(&model)).expect("valid");
+        let (mut logits, mut max_ram) = (Vec::new(), 0);
+        stream(&model, &mut p, &tokens, 50, |p, _, l| {
+            logits.extend_from_slice(l);
+            max_ram = max_ram.max(p.memory_bytes());
+        });
+        (logits, max_ram, p.offloaded_bytes(), p.n_blocks())
+    };
+    let (in_ram, ram_peak, ram_off, blocks) = run("off");
+    let (on_disk, disk_peak, disk_off, disk_blocks) = run("0");
+    assert_eq!(blocks, (4000 - 4 - 63) / 16);
+    assert_eq!(disk_blocks, blocks);
+    // Blocks round-trip bit-exactly through the file, so the logits are identical.
+    assert!(in_ram == on_disk, "logits differ once blocks live on disk");
+    let block_bytes = blocks * c.n_layers * 2 * c.n_kv_heads * 16 * c.head_dim * 4;
+    assert_eq!((ram_off, disk_off), (0, block_bytes));
+    // On disk the RAM left is representatives, scores and the gathered span: the block
+    // keys and values are gone from it.
+    assert!(
+        disk_peak + block_bytes <= ram_peak,
+        "RAM {disk_peak} B with offload vs {ram_peak} B without (blocks {block_bytes} B)"
+    );
 }
 
 /// InfLLM with every block retrieved, written without a block memory: a store that keeps
@@ -353,7 +387,7 @@ fn quest_memory_stays_bounded_over_a_long_stream() {
             QuestPolicy::from_options(&options("quest", opts), facts(&model)).expect("valid");
         let pages = p.capacity.div_ceil(p.page) + 1;
         let meta_bound = c.n_layers * c.n_kv_heads * pages * 2 * c.head_dim * 4;
-        stream(&model, &mut p, &tokens, 300, |p, kv| {
+        stream(&model, &mut p, &tokens, 300, |p, kv, _| {
             assert!(
                 kv.len() <= p.capacity && kv.bytes() <= p.capacity * token_bytes,
                 "KV {} slots",
@@ -377,7 +411,7 @@ fn sirllm_and_citrus_stay_within_budget_over_a_long_stream() {
     let opts = options("sirllm", "budget=96,start=4,recent=32,chunk=32,decay=0.9");
     let mut p = SirllmPolicy::from_options(&opts, facts(&model)).expect("valid");
     let mut max = 0;
-    stream(&model, &mut p, &tokens, 300, |p, kv| {
+    stream(&model, &mut p, &tokens, 300, |p, kv, _| {
         assert!(kv.len() <= 96, "sirllm store {} > 96", kv.len());
         assert_eq!(p.scores().len(), kv.len());
         max = max.max(kv.len());
@@ -391,7 +425,7 @@ fn sirllm_and_citrus_stay_within_budget_over_a_long_stream() {
             assert!(p.set_instruction(&[5, 6, 7, 8, 9]));
         }
         let mut max = 0;
-        stream(&model, &mut p, &tokens[..12_000], 300, |_, kv| {
+        stream(&model, &mut p, &tokens[..12_000], 300, |_, kv, _| {
             assert!(kv.len() <= 96, "citrus store {} > 96", kv.len());
             max = max.max(kv.len());
         });

@@ -11,10 +11,13 @@
 //! [`kv_bound_tokens`](InfllmPolicy::kv_bound_tokens) slots, whatever the input length. Blocks
 //! leave the store and live in the policy as compact per-layer copies (pre-RoPE keys, values,
 //! one representative per query head); the selected ones are gathered per layer into a scratch
-//! span ([`Slots::External`]). That block memory ([`memory_bytes`](InfllmPolicy::memory_bytes))
-//! grows linearly with the input — InfLLM keeps every block (the repo offloads them to CPU
-//! RAM) — unless `max_blocks` caps it, dropping the least recently retrieved block. Each query
-//! attends to at most `n_init + n_local + topk·block` keys plus the remainder (< `block`).
+//! span ([`Slots::External`]). InfLLM keeps every block (the repo offloads them from GPU to
+//! CPU RAM), so the block memory grows linearly with the input; here it stays in RAM up to
+//! `offload` MiB and moves to an anonymous temporary file beyond that ([`BlockMemory`]), which
+//! bounds RAM ([`memory_bytes`](InfllmPolicy::memory_bytes)) by the limit plus the per-block
+//! representatives. `max_blocks` instead caps the blocks themselves, dropping the least
+//! recently retrieved one. Each query attends to at most `n_init + n_local + topk·block` keys
+//! plus the remainder (< `block`).
 
 use std::sync::Arc;
 
@@ -22,6 +25,7 @@ use crate::attention::{AttnPlan, ExternalKv, KeyPos, LayerObs, Slots, Span, Span
 use crate::kv::KvStore;
 use crate::model::RopeParams;
 use crate::ops;
+use crate::policy::block_memory::BlockMemory;
 use crate::policy::{
     CachePolicy, ModelFacts, OptionReader, PlanContext, PolicyError, PolicyInfo, PolicyOption,
 };
@@ -58,6 +62,11 @@ pub(crate) const INFO: PolicyInfo = PolicyInfo {
             default: "0 (keep all)",
             help: "cap on stored blocks, least recently retrieved dropped first; bounds the block memory",
         },
+        PolicyOption {
+            name: "offload",
+            default: "256",
+            help: "MiB of block memory kept in RAM; beyond it blocks move to an unlinked temporary file in TMPDIR (off: all in RAM)",
+        },
     ],
 };
 
@@ -75,9 +84,6 @@ struct LayerMem {
     /// False for native sliding-window layers: they keep their own window and no memory.
     active: bool,
     rope: Option<RopeParams>,
-    /// Block keys (pre-RoPE) and values per KV head, `n_blocks·block × d`.
-    k: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
     /// Representatives, `n_blocks × (n_heads·d)`: per query head, so GQA heads sharing a KV
     /// head may pick different representative tokens.
     repr: Vec<f32>,
@@ -98,14 +104,26 @@ pub struct InfllmPolicy {
     pub chunk: usize,
     /// Most blocks kept (0 = all).
     pub max_blocks: usize,
+    /// Bytes of block keys and values kept in RAM before they move to disk (`None`: no limit).
+    /// Read when the first block is stored.
+    pub offload_bytes: Option<usize>,
     geom: Option<Geom>,
     layers: Vec<LayerMem>,
+    /// Block keys (pre-RoPE) and values of every layer; created with the first block.
+    blocks: Option<BlockMemory>,
+    /// A block-memory I/O error met while planning, reported by the next `after_chunk`.
+    failure: Option<std::io::Error>,
     /// First position of each block (shared by all layers).
     block_pos: Vec<i64>,
     /// Chunk counter at each block's last retrieval, for `max_blocks`.
     last_used: Vec<u64>,
     tick: u64,
 }
+
+/// Block memory kept in RAM by default before it moves to disk: 256 MiB holds about 5.5k
+/// tokens of SmolLM2-135M's keys and values, so inputs within the trained context never touch
+/// the disk.
+const DEFAULT_OFFLOAD_MIB: usize = 256;
 
 fn bad(option: &str, value: impl ToString, reason: impl Into<String>) -> PolicyError {
     PolicyError::BadOption {
@@ -133,8 +151,11 @@ impl InfllmPolicy {
             repr_topk: 4.min(block),
             chunk: (n_local / 4).clamp(1, 512),
             max_blocks: 0,
+            offload_bytes: Some(DEFAULT_OFFLOAD_MIB << 20),
             geom: None,
             layers: Vec::new(),
+            blocks: None,
+            failure: None,
             block_pos: Vec::new(),
             last_used: Vec::new(),
             tick: 0,
@@ -250,6 +271,20 @@ impl InfllmPolicy {
         if let Some(v) = opt.count("max_blocks")? {
             p.max_blocks = v;
         }
+        p.offload_bytes = match opt.text("offload") {
+            None => p.offload_bytes,
+            Some("off") => None,
+            Some(v) => match v.parse::<usize>() {
+                Ok(mib) if mib <= 1 << 40 => Some(mib << 20),
+                _ => {
+                    return Err(bad(
+                        "offload",
+                        v,
+                        "must be a size in MiB (0 = straight to disk) or off",
+                    ))
+                }
+            },
+        };
         p.validated()
     }
 
@@ -263,24 +298,29 @@ impl InfllmPolicy {
         self.block_pos.len()
     }
 
-    /// Bytes the policy holds outside the KV store: blocks, representatives, scores and the
-    /// gathered retrieval spans.
+    /// Bytes of RAM the policy holds outside the KV store: blocks not offloaded,
+    /// representatives, scores and the gathered retrieval spans.
     pub fn memory_bytes(&self) -> usize {
         let f = std::mem::size_of::<f32>();
+        let planes = self.blocks.as_ref().map_or(0, BlockMemory::ram_bytes);
         let layers: usize = self
             .layers
             .iter()
             .map(|m| {
-                let planes: usize = m.k.iter().chain(&m.v).map(Vec::len).sum();
                 let cache = m.cache.as_ref().map_or(0, |(sel, e)| {
                     sel.len()
                         + e.k.iter().chain(&e.v).map(Vec::len).sum::<usize>()
                         + 2 * e.pos.len()
                 });
-                (planes + m.repr.len() + m.score.len() + cache) * f
+                (m.repr.len() + m.score.len() + cache) * f
             })
             .sum();
-        layers + (self.block_pos.len() + self.last_used.len()) * 8
+        planes + layers + (self.block_pos.len() + self.last_used.len()) * 8
+    }
+
+    /// Bytes of block keys and values moved to the temporary file.
+    pub fn offloaded_bytes(&self) -> usize {
+        self.blocks.as_ref().map_or(0, BlockMemory::disk_bytes)
     }
 
     /// Upper bound of [`memory_bytes`](Self::memory_bytes) for `n_blocks` stored blocks.
@@ -344,20 +384,32 @@ impl InfllmPolicy {
             }
         }
         let (bs, d, block_pos) = (self.block, g.d, &self.block_pos);
-        let gather = |plane: &[Vec<f32>]| -> Vec<Vec<f32>> {
-            plane
-                .iter()
-                .map(|p| {
-                    sel.iter()
-                        .flat_map(|&b| &p[b as usize * bs * d..(b as usize + 1) * bs * d])
-                        .copied()
-                        .collect()
-                })
-                .collect()
-        };
+        let plane = bs * d;
+        let mut k = vec![Vec::with_capacity(sel.len() * plane); g.n_kv];
+        let mut v = k.clone();
+        let mut record = Vec::new();
+        for &b in &sel {
+            let read = match self.blocks.as_mut() {
+                Some(blocks) => blocks.read(ctx.layer, b as usize, &mut record),
+                None => Err(std::io::Error::other("no block memory")),
+            };
+            if let Err(e) = read {
+                // Planning cannot fail; `after_chunk` reports it once this pass ends.
+                self.failure.get_or_insert(e);
+                return Arc::default();
+            }
+            for (h, piece) in record.chunks_exact(plane).enumerate() {
+                let dst = if h < g.n_kv {
+                    &mut k[h]
+                } else {
+                    &mut v[h - g.n_kv]
+                };
+                dst.extend_from_slice(piece);
+            }
+        }
         let ext = Arc::new(ExternalKv {
-            k: gather(&mem.k),
-            v: gather(&mem.v),
+            k,
+            v,
             pos: sel
                 .iter()
                 .flat_map(|&b| (0..bs as i64).map(move |i| block_pos[b as usize] + i))
@@ -370,23 +422,25 @@ impl InfllmPolicy {
 
     /// Moves store slots `start..start + count·block` into `count` new blocks of every active
     /// layer (one store compaction for all of them).
-    fn form_blocks(&mut self, kv: &mut KvStore, start: usize, count: usize) {
-        let Some(g) = self.geom else { return };
+    fn form_blocks(&mut self, kv: &mut KvStore, start: usize, count: usize) -> std::io::Result<()> {
+        let Some(g) = self.geom else { return Ok(()) };
         let (bs, d, nh) = (self.block, g.d, g.n_heads);
         let group = (g.n_heads / g.n_kv).max(1);
         let end = start + count * bs;
         let positions = &kv.positions()[start..end];
+        let blocks = self
+            .blocks
+            .get_or_insert_with(|| BlockMemory::new(self.offload_bytes));
         for (l, mem) in self.layers.iter_mut().enumerate() {
             if !mem.active {
                 continue;
             }
             let lkv = kv.layer(l);
-            mem.k.resize_with(g.n_kv, Vec::new);
-            mem.v.resize_with(g.n_kv, Vec::new);
-            let first = mem.k[0].len();
-            for h in 0..g.n_kv {
+            // The new blocks' pre-RoPE keys and values per KV head, `count·block × d`.
+            let mut keys: Vec<Vec<f32>> = vec![Vec::with_capacity(count * bs * d); g.n_kv];
+            for (h, k) in keys.iter_mut().enumerate() {
                 if lkv.k_pre.len() == g.n_kv {
-                    mem.k[h].extend_from_slice(&lkv.k_pre[h][start * d..end * d]);
+                    k.extend_from_slice(&lkv.k_pre[h][start * d..end * d]);
                 } else if let Some(rope) = mem.rope {
                     // No pre-RoPE plane: un-rotate in f32 (engine-methods §3 pitfall).
                     let half = rope.n_rot / 2;
@@ -395,10 +449,20 @@ impl InfllmPolicy {
                         let mut row = row.to_vec();
                         ops::rope_cos_sin(&rope, -(p as f64), &mut cos, &mut sin);
                         ops::rope_apply(&rope, &mut row, &cos, &sin);
-                        mem.k[h].extend_from_slice(&row);
+                        k.extend_from_slice(&row);
                     }
                 }
-                mem.v[h].extend_from_slice(&lkv.v[h][start * d..end * d]);
+            }
+            let plane = bs * d;
+            for b in 0..count {
+                let record: Vec<f32> = keys
+                    .iter()
+                    .map(Vec::as_slice)
+                    .chain(lkv.v.iter().map(|v| &v[start * d..end * d]))
+                    .flat_map(|p| &p[b * plane..(b + 1) * plane])
+                    .copied()
+                    .collect();
+                blocks.push(l, record)?;
             }
             // Representative per block and query head: mean of its top-scored keys.
             let score =
@@ -412,7 +476,7 @@ impl InfllmPolicy {
                     order.sort_by(|&x, &y| score(y, qh).total_cmp(&score(x, qh)).then(x.cmp(&y)));
                     let mut rep = vec![0.0f32; d];
                     for &i in &order[..self.repr_topk] {
-                        let key = &mem.k[kvh][first + i * d..first + (i + 1) * d];
+                        let key = &keys[kvh][i * d..(i + 1) * d];
                         rep.iter_mut()
                             .zip(key)
                             .for_each(|(r, k)| *r += k / self.repr_topk as f32);
@@ -426,6 +490,7 @@ impl InfllmPolicy {
         self.block_pos.extend(positions.iter().step_by(bs));
         self.last_used.extend(std::iter::repeat_n(self.tick, count));
         kv.remove_range(start..end);
+        Ok(())
     }
 
     /// Drops least recently retrieved blocks (oldest first on ties) beyond `max_blocks`.
@@ -435,11 +500,11 @@ impl InfllmPolicy {
             let victim = (0..self.last_used.len())
                 .min_by_key(|&b| (self.last_used[b], b))
                 .unwrap_or(0);
-            let (bs, d, hd) = (self.block, g.d, g.n_heads * g.d);
+            let hd = g.n_heads * g.d;
+            if let Some(blocks) = self.blocks.as_mut() {
+                blocks.remove_block(victim);
+            }
             for mem in self.layers.iter_mut().filter(|m| m.active) {
-                for plane in mem.k.iter_mut().chain(&mut mem.v) {
-                    plane.drain(victim * bs * d..(victim + 1) * bs * d);
-                }
                 mem.repr.drain(victim * hd..(victim + 1) * hd);
                 mem.cache = None;
             }
@@ -555,8 +620,20 @@ impl CachePolicy for InfllmPolicy {
         let init_end = pos.partition_point(|&p| p < self.n_init as i64);
         let out_end = pos.partition_point(|&p| p <= cutoff);
         let count = out_end.saturating_sub(init_end) / self.block;
+        if let Some(e) = self.failure.take() {
+            return Err(PolicyError::Storage {
+                policy: INFO.name.into(),
+                what: "reading the block memory".into(),
+                source: e,
+            });
+        }
         if count > 0 {
-            self.form_blocks(kv, init_end, count);
+            self.form_blocks(kv, init_end, count)
+                .map_err(|e| PolicyError::Storage {
+                    policy: INFO.name.into(),
+                    what: "storing evicted blocks".into(),
+                    source: e,
+                })?;
         }
         self.enforce_max_blocks();
         Ok(())
@@ -630,6 +707,22 @@ mod tests {
         assert!(err("repr_topk=200").contains("block size"));
         assert!(err("max_blocks=3").contains("at least topk"));
         assert!(err("n_init=x").contains("non-negative"));
+        assert!(err("offload=lots").contains("size in MiB"));
+        assert!(err("offload=-1").contains("size in MiB"));
+    }
+
+    #[test]
+    fn offload_limit_is_read_in_mib() {
+        let opts = |s: &str| crate::policy::parse_options(&INFO, s).expect("parses");
+        let limit = |s: &str| {
+            InfllmPolicy::from_options(&opts(s), FACTS)
+                .expect("valid")
+                .offload_bytes
+        };
+        assert_eq!(limit(""), Some(256 << 20));
+        assert_eq!(limit("offload=0"), Some(0));
+        assert_eq!(limit("offload=1024"), Some(1 << 30));
+        assert_eq!(limit("offload=off"), None);
     }
 
     #[test]

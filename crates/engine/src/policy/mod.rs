@@ -1,6 +1,7 @@
 //! KV-cache policies: what a sequence keeps in its KV store and which spans each layer attends
 //! to. One file per policy; [`REGISTRY`] lists them with their options for the CLI and docs.
 
+mod block_memory;
 mod citrus;
 mod full;
 mod infllm;
@@ -50,6 +51,12 @@ pub enum PolicyError {
         policy: String,
         needed: usize,
         limit: usize,
+    },
+    #[error("policy '{policy}': {what} failed: {source}")]
+    Storage {
+        policy: String,
+        what: String,
+        source: std::io::Error,
     },
 }
 
