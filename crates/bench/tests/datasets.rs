@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use longctx_bench::datasets::{self, longgenbench, longproc, DatasetError, LoadOptions};
+use longctx_bench::metrics::longproc as longproc_metrics;
 use longctx_bench::{Metric, Sample};
 
 fn root() -> PathBuf {
@@ -270,7 +271,7 @@ fn longproc_counts_and_prompts() {
                 "html_to_tsv_0.5k" => format!("```tsv\n{}\n```", s.answers[0]),
                 _ => s.answers[0].clone(),
             };
-            assert_eq!(longproc::score(&pred, &s).unwrap(), 1.0, "{}", s.id);
+            assert_eq!(longproc_metrics::score(&pred, &s).unwrap(), 1.0, "{}", s.id);
         }
     }
 }
@@ -330,16 +331,16 @@ fn path_traversal_hand_checked() {
     let gt = "From A, take a bus to B.\nFrom B, take a train to C.\nFrom C, take a ferry to D.\nFrom D, take a plane to E.";
     let s = sample_with("path_traversal", gt, serde_json::json!({}));
     assert_eq!(
-        longproc::score(&format!("x <Route>\n{gt}\n</Route> y"), &s).unwrap(),
+        longproc_metrics::score(&format!("x <Route>\n{gt}\n</Route> y"), &s).unwrap(),
         1.0
     );
     // First difference at line 1: upstream counts it, (1 + 1) / 4.
     let wrong = "<Route>\nFrom A, take a bus to B.\nFrom B, take a bus to C.\n</Route>";
-    assert_eq!(longproc::score(wrong, &s).unwrap(), 0.5);
+    assert_eq!(longproc_metrics::score(wrong, &s).unwrap(), 0.5);
     // A correct prefix of 3 lines: 3 / 4.
     let prefix = "<Route>From A, take a bus to B.\nFrom B, take a train to C.\nFrom C, take a ferry to D.</Route>";
-    assert_eq!(longproc::score(prefix, &s).unwrap(), 0.75);
-    assert_eq!(longproc::score(gt, &s).unwrap(), 0.0);
+    assert_eq!(longproc_metrics::score(prefix, &s).unwrap(), 0.75);
+    assert_eq!(longproc_metrics::score(gt, &s).unwrap(), 0.0);
 }
 
 #[test]
@@ -351,15 +352,15 @@ fn tom_tracking_hand_checked() {
         .replace("Step 0:", "step 0")
         .replace("(initial state)", "(initial state.)")
         .replace("Final Answer: the hall's box", "");
-    assert_eq!(longproc::score(&same, &s).unwrap(), 1.0);
+    assert_eq!(longproc_metrics::score(&same, &s).unwrap(), 1.0);
     let second_wrong = gt.replace("Anna location: yard", "Anna location: hall");
-    assert_eq!(longproc::score(&second_wrong, &s).unwrap(), 0.25);
+    assert_eq!(longproc_metrics::score(&second_wrong, &s).unwrap(), 0.25);
     let short: String = gt.lines().take(3).collect::<Vec<_>>().join("\n");
-    assert_eq!(longproc::score(&short, &s).unwrap(), 0.5);
+    assert_eq!(longproc_metrics::score(&short, &s).unwrap(), 0.5);
     // Indented lines are not trace lines.
     let indented = gt.replace("\n- ", "\n  - ");
-    assert_eq!(longproc::score(&indented, &s).unwrap(), 0.0);
-    let d = longproc::score_detailed(&short, &s).unwrap();
+    assert_eq!(longproc_metrics::score(&indented, &s).unwrap(), 0.0);
+    let d = longproc_metrics::score_detailed(&short, &s).unwrap();
     assert_eq!((d.accuracy, d.partial_accuracy), (0.0, 0.5));
 }
 
@@ -373,7 +374,7 @@ fn countdown_hand_checked() {
         serde_json::json!({"nums": nums, "target": 11}),
     );
     assert_eq!(
-        longproc::score(
+        longproc_metrics::score(
             "<Solution>\n48 + 12 = 60\n60 - 22 = 38\n38 - 27 = 11\n</Solution>",
             &s
         )
@@ -382,24 +383,24 @@ fn countdown_hand_checked() {
     );
     // Another valid solution also counts.
     assert_eq!(
-        longproc::score(
+        longproc_metrics::score(
             "<Solution>12 + 48 = 60\n22 + 27 = 49\n60 - 49 = 11</Solution>",
             &s
         )
         .unwrap(),
         1.0
     );
-    assert!(!longproc::countdown_solution_ok(
+    assert!(!longproc_metrics::countdown_solution_ok(
         &nums,
         11,
         "48 + 12 = 60\n60 - 22 = 38\n38 - 26 = 12"
     ));
-    assert!(!longproc::countdown_solution_ok(
+    assert!(!longproc_metrics::countdown_solution_ok(
         &nums,
         11,
         "48 + 12 = 61\n61 - 22 = 39\n39 - 27 = 12"
     ));
-    assert!(!longproc::countdown_solution_ok(
+    assert!(!longproc_metrics::countdown_solution_ok(
         &nums,
         11,
         "48 + 48 = 96\n96 - 22 = 74\n74 - 27 = 47"
@@ -419,13 +420,13 @@ fn countdown_hand_checked() {
     let mut wrong = proc_lines.clone();
     wrong[4] = "   |- Pick two numbers (60, 27) (numbers left: [22]). Try possible operations.";
     let pred = format!("# Search Procedure\n{}", wrong.join("\n"));
-    assert!((longproc::score(&pred, &s).unwrap() - 3.0 / 11.0).abs() < 1e-12);
+    assert!((longproc_metrics::score(&pred, &s).unwrap() - 3.0 / 11.0).abs() < 1e-12);
     // A Try line with the same left side and the same drop decision is accepted.
     let mut lenient = proc_lines.clone();
     lenient[5] = "     |- Try 82 + 27 = 110. Evaluate 110 != 11, drop this branch.";
     let pred = format!("# Search Procedure\n{}", lenient.join("\n"));
-    assert!((longproc::score(&pred, &s).unwrap() - 10.0 / 11.0).abs() < 1e-12);
-    assert_eq!(longproc::score("no procedure", &s).unwrap(), 0.0);
+    assert!((longproc_metrics::score(&pred, &s).unwrap() - 10.0 / 11.0).abs() < 1e-12);
+    assert_eq!(longproc_metrics::score("no procedure", &s).unwrap(), 0.0);
 }
 
 #[test]
@@ -435,15 +436,18 @@ fn html_to_tsv_hand_checked() {
     // Normalisation: case, punctuation, articles and spaces do not matter.
     let pred = "Here:\n```tsv\nName\tPrice\napple\t1.00\nbanana\t$ 2\nDurian\t4\n```\nDone.";
     // precision 2/3, recall 2/3 -> F1 2/3.
-    assert!((longproc::score(pred, &s).unwrap() - 2.0 / 3.0).abs() < 1e-12);
+    assert!((longproc_metrics::score(pred, &s).unwrap() - 2.0 / 3.0).abs() < 1e-12);
     // A ragged last row is dropped; a ragged middle row becomes N/A.
     let pred = "name\tprice\napple\t1.00\nbroken\nbanana\t2\ncherry pie\t3\ntrailing";
     // rows: apple, N/A, banana, cherry pie -> precision 3/4, recall 1 -> F1 6/7.
-    assert!((longproc::score(pred, &s).unwrap() - 6.0 / 7.0).abs() < 1e-12);
-    let (f1, err) = longproc::score_html_to_tsv("a\tb\tc\n1\t2\t3", gt);
+    assert!((longproc_metrics::score(pred, &s).unwrap() - 6.0 / 7.0).abs() < 1e-12);
+    let (f1, err) = longproc_metrics::score_html_to_tsv("a\tb\tc\n1\t2\t3", gt);
     assert_eq!(f1, 0.0);
     assert!(err.unwrap().contains("columns"));
-    assert_eq!(longproc::score_html_to_tsv("name\tprice", gt).0, 0.0);
+    assert_eq!(
+        longproc_metrics::score_html_to_tsv("name\tprice", gt).0,
+        0.0
+    );
 }
 
 #[test]
@@ -462,22 +466,22 @@ fn pseudo_to_code_compiles_and_runs() {
         .output()
         .is_err()
     {
-        assert!(longproc::score(good, &s).is_err());
+        assert!(longproc_metrics::score(good, &s).is_err());
         return;
     }
-    assert_eq!(longproc::score(good, &s).unwrap(), 1.0);
+    assert_eq!(longproc_metrics::score(good, &s).unwrap(), 1.0);
     assert_eq!(
-        longproc::score(&good.replace("```cpp", "```c++"), &s).unwrap(),
+        longproc_metrics::score(&good.replace("```cpp", "```c++"), &s).unwrap(),
         1.0
     );
-    assert_eq!(longproc::score(&wrong, &s).unwrap(), 0.0);
-    let d = longproc::score_detailed(&broken, &s).unwrap();
+    assert_eq!(longproc_metrics::score(&wrong, &s).unwrap(), 0.0);
+    let d = longproc_metrics::score_detailed(&broken, &s).unwrap();
     assert_eq!(
         (d.main, d.error.as_deref()),
         (0.0, Some("compilation error"))
     );
     assert!(
-        !longproc::score_detailed("int main(){}", &s)
+        !longproc_metrics::score_detailed("int main(){}", &s)
             .unwrap()
             .extracted
     );

@@ -25,6 +25,7 @@ pub mod choice;
 pub mod difflib;
 pub mod leval;
 pub mod longbench;
+pub mod longproc;
 pub mod longwrite;
 pub mod py;
 pub mod rouge_pltrdy;
@@ -239,7 +240,7 @@ impl Metric {
                 longwrite::length_score(required, longwrite::count_words(prediction) as f64)
                     .ok_or_else(|| bad(format!("meta.length {required} is not positive")))
             }
-            Metric::LongProc => crate::datasets::longproc::score(prediction, sample),
+            Metric::LongProc => longproc::score(prediction, sample),
             Metric::LongGenBench => crate::datasets::longgenbench::score(prediction, sample),
             Metric::BoxedExact => Ok(crate::tasks::common::score_boxed_exact(prediction, sample)),
             Metric::ThreadingPrefix => {
