@@ -1,9 +1,10 @@
 //! The HTML rendering of a [`Report`]: one self-contained page (inline CSS, SVG heatmaps).
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::{depth_label, effective_text, length_label, short_sha, Heatmap, Report};
+use super::{
+    depth_label, effective_text, length_label, per_length_table, short_sha, Heatmap, Report,
+};
 
 impl Report {
     /// The self-contained HTML report.
@@ -94,33 +95,7 @@ impl Report {
             html_table(&mut h, &header, &rows, false);
             if !r.families.is_empty() {
                 h.push_str("<h3>Per length (RULER-style averages)</h3>");
-                let lens: BTreeSet<u64> = r.lengths.iter().map(|l| l.length).collect();
-                let mut header = vec!["task".to_string()];
-                header.extend(lens.iter().map(|l| length_label(*l)));
-                let tasks: BTreeSet<&str> = r.lengths.iter().map(|l| l.task.as_str()).collect();
-                let mut rows: Vec<Vec<String>> = tasks
-                    .iter()
-                    .map(|t| {
-                        let mut row = vec![t.to_string()];
-                        row.extend(lens.iter().map(|l| {
-                            r.lengths
-                                .iter()
-                                .find(|x| x.task == *t && x.length == *l)
-                                .map_or("-".into(), |c| format!("{:.2}", c.score))
-                        }));
-                        row
-                    })
-                    .collect();
-                for f in &r.families {
-                    let mut row = vec![format!("{} average", f.family)];
-                    row.extend(lens.iter().map(|l| {
-                        f.lengths
-                            .iter()
-                            .find(|(x, _, _)| x == l)
-                            .map_or("-".into(), |(_, a, _)| format!("{a:.2}"))
-                    }));
-                    rows.push(row);
-                }
+                let (header, rows) = per_length_table(r);
                 html_table(&mut h, &header, &rows, true);
                 h.push_str("<ul class=\"eff\">");
                 for f in &r.families {

@@ -259,6 +259,44 @@ fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// The per-length table of a run: one row per task, then one per family average.
+fn per_length_table(r: &RunReport) -> (Vec<String>, Vec<Vec<String>>) {
+    let lens: BTreeSet<u64> = r.lengths.iter().map(|l| l.length).collect();
+    let mut header = vec!["task".to_string()];
+    header.extend(lens.iter().map(|l| length_label(*l)));
+    let by: HashMap<(&str, u64), &LengthRow> = r
+        .lengths
+        .iter()
+        .map(|l| ((l.task.as_str(), l.length), l))
+        .collect();
+    let tasks: BTreeSet<&str> = r.lengths.iter().map(|l| l.task.as_str()).collect();
+    let cell = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
+    let mut rows: Vec<Vec<String>> = tasks
+        .iter()
+        .map(|t| {
+            let mut row = vec![t.to_string()];
+            row.extend(
+                lens.iter()
+                    .map(|l| cell(by.get(&(*t, *l)).map(|c| c.score))),
+            );
+            row
+        })
+        .collect();
+    for f in &r.families {
+        let mut row = vec![format!("{} average", f.family)];
+        row.extend(lens.iter().map(|l| {
+            cell(
+                f.lengths
+                    .iter()
+                    .find(|(x, _, _)| x == l)
+                    .map(|(_, a, _)| *a),
+            )
+        }));
+        rows.push(row);
+    }
+    (header, rows)
+}
+
 fn effective_text(f: &FamilyLengths, threshold: f64) -> String {
     match f.effective {
         Some(l) => format!(
@@ -323,36 +361,7 @@ impl Report {
             );
             let _ = writeln!(out, "average over tasks: {:.2}\n", r.average);
             if !r.lengths.is_empty() {
-                let lens: BTreeSet<u64> = r.lengths.iter().map(|l| l.length).collect();
-                let mut header = vec!["task".to_string()];
-                header.extend(lens.iter().map(|l| length_label(*l)));
-                let by: HashMap<(&str, u64), &LengthRow> = r
-                    .lengths
-                    .iter()
-                    .map(|l| ((l.task.as_str(), l.length), l))
-                    .collect();
-                let tasks: BTreeSet<&str> = r.lengths.iter().map(|l| l.task.as_str()).collect();
-                let mut rows: Vec<Vec<String>> = tasks
-                    .iter()
-                    .map(|t| {
-                        let mut row = vec![t.to_string()];
-                        row.extend(lens.iter().map(|l| {
-                            by.get(&(t, *l))
-                                .map_or("-".into(), |c| format!("{:.2}", c.score))
-                        }));
-                        row
-                    })
-                    .collect();
-                for f in &r.families {
-                    let mut row = vec![format!("{} average", f.family)];
-                    row.extend(lens.iter().map(|l| {
-                        f.lengths
-                            .iter()
-                            .find(|(x, _, _)| x == l)
-                            .map_or("-".into(), |(_, a, _)| format!("{a:.2}"))
-                    }));
-                    rows.push(row);
-                }
+                let (header, rows) = per_length_table(r);
                 let h: Vec<&str> = header.iter().map(String::as_str).collect();
                 table(&mut out, &h, &rows);
                 for f in &r.families {
@@ -529,6 +538,13 @@ mod tests {
         assert_eq!(m.cells[&(Some(90), 8192)], (50.0, 1));
         assert_eq!(r.heatmaps.len(), 1, "ruler/y has random depths only");
 
+        // The per-length table both renderings print: tasks, then the family average.
+        let (header, rows) = per_length_table(r);
+        assert_eq!(header, ["task", "4k", "8k", "16k"]);
+        assert_eq!(
+            rows.last().unwrap(),
+            &["ruler average", "90.00", "87.50", "100.00"]
+        );
         let text = rep.text();
         assert!(text.contains("effective length (ruler): 16k"), "{text}");
         assert!(text.contains("85.6"), "{text}");
