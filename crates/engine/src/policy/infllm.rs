@@ -122,7 +122,7 @@ pub struct InfllmPolicy {
 
 /// Block memory kept in RAM by default before it moves to disk: 256 MiB holds about 5.8k
 /// tokens of SmolLM2-135M's block keys and values (45 KiB per token), so short inputs never
-/// touch the disk and long ones add only the representatives (1/40 of that) to RAM.
+/// touch the disk and long ones add only the representatives (under 1/40 of that) to RAM.
 const DEFAULT_OFFLOAD_MIB: usize = 256;
 
 fn bad(option: &str, value: impl ToString, reason: impl Into<String>) -> PolicyError {
