@@ -921,3 +921,42 @@ fn malformed_geometry_is_an_error() {
     let e = attend(&input, &plan, &mut scratch, &mut short, &mut obs);
     assert!(matches!(e, Err(AttnError::BadInput(_))), "{e:?}");
 }
+
+#[test]
+fn dispatched_score_and_sum_kernels_match_the_portable_loops() {
+    // Head sizes on and off the vector widths, key counts with and without a tail.
+    let mut x = 7u32;
+    let mut rnd = || {
+        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (x >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+    };
+    for d in [8usize, 24, 32, 64, 96, 128, 256] {
+        for n in [0usize, 1, 3, 4, 5, 11, 64] {
+            let q: Vec<f32> = (0..d).map(|_| rnd()).collect();
+            let keys: Vec<f32> = (0..n * d).map(|_| rnd()).collect();
+            let (mut fast, mut slow) = (vec![0.0f32; n], vec![0.0f32; n]);
+            key_scores(&q, &keys, d, 0.125, &mut fast);
+            key_scores_portable(&q, &keys, d, 0.125, &mut slow);
+            for (a, b) in fast.iter().zip(&slow) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "d {d} n {n}: {a} vs {b}"
+                );
+            }
+            // Some weights zero, as masked keys leave them.
+            let p: Vec<f32> = (0..n)
+                .map(|j| if j % 3 == 1 { 0.0 } else { rnd() })
+                .collect();
+            let start: Vec<f32> = (0..d).map(|_| rnd()).collect();
+            let (mut fast, mut slow) = (start.clone(), start);
+            weighted_sum(&p, &keys, d, &mut fast);
+            weighted_sum_portable(&p, &keys, d, &mut slow);
+            for (a, b) in fast.iter().zip(&slow) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "d {d} n {n}: {a} vs {b}"
+                );
+            }
+        }
+    }
+}
