@@ -1,8 +1,9 @@
 //! Kernel micro-benchmarks (plain `harness = false`, no criterion): mat-vec and prefill
-//! mat-mul at SmolLM2-135M shapes. Run: `cargo bench -p longctx-engine --bench kernels`.
+//! mat-mul at SmolLM2-135M shapes, and the decode attention kernels. Run: `cargo bench -p longctx-engine --bench kernels`.
 //! Optional args: `--quick` (shorter runs), `--matvec` (only the mat-vec table and the decode
 //! estimate), `--in-pool` (call the kernels from a rayon worker thread).
 
+use longctx_engine::attention::{key_scores, weighted_sum};
 use longctx_engine::quant::{
     kernel_name, matmul, matvec, quantize_matrix, GgmlType, MatScratch, QMatrix,
 };
@@ -85,6 +86,29 @@ fn run() {
         GgmlType::Q4_K,
         GgmlType::Q6_K,
     ];
+    // Decode attention, one query head over n cached keys and values (d = 64, SmolLM2's head).
+    println!("\ndecode attention, one head, d = 64      us/call   K+V read GB/s");
+    for n in [2048usize, 8192, 32768] {
+        let d = 64;
+        let q = rand_vec(d, 11);
+        let keys = rand_vec(n * d, 12);
+        let values = rand_vec(n * d, 13);
+        let (mut scores, mut o) = (vec![0f32; n], vec![0f32; d]);
+        let t = time_it(
+            || {
+                key_scores(&q, &keys, d, 0.125, &mut scores);
+                weighted_sum(&scores, &values, d, &mut o);
+            },
+            secs,
+            5,
+        );
+        println!(
+            "scores + weighted sum, {n:>6} keys     {:>9.1} {:>15.1}",
+            t * 1e6,
+            (2 * n * d * 4) as f64 / t * 1e-9
+        );
+    }
+
     println!("\nmatvec (rows x cols)          type   us/call   GFLOP/s   weight GB/s");
     let mut scratch = MatScratch::new();
     for ty in types {
