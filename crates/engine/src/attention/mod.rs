@@ -755,7 +755,7 @@ fn key_scores_portable(q: &[f32], keys: &[f32], d: usize, scale: f32, out: &mut 
 unsafe fn key_scores_avx2(q: &[f32], keys: &[f32], d: usize, scale: f32, out: &mut [f32]) {
     use std::arch::x86_64::*;
     let n = out.len().min(keys.len() / d.max(1));
-    if d % 8 != 0 || q.len() < d {
+    if !d.is_multiple_of(8) || q.len() < d {
         return key_scores_portable(q, keys, d, scale, out);
     }
     let (qp, kp, op) = (q.as_ptr(), keys.as_ptr(), out.as_mut_ptr());
@@ -810,7 +810,7 @@ fn weighted_sum_portable(p: &[f32], values: &[f32], d: usize, o: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn weighted_sum_avx2(p: &[f32], values: &[f32], d: usize, o: &mut [f32]) {
-    if o.len() < d || d % 32 != 0 {
+    if o.len() < d || !d.is_multiple_of(32) {
         return weighted_sum_portable(p, values, d, o);
     }
     let n = p.len().min(values.len() / d);
