@@ -858,7 +858,12 @@ fn check_geometry(d: usize, n_heads: usize, n_kv: usize, n_keys: usize, rows: &[
         no_pre.kv.k_pre.clear();
         for (name, plan) in plans(&g) {
             let (want, want_obs) = scalar_reference(&g, &plan);
-            for kernel in [Kernel::Rows, Kernel::Tiled, Kernel::Auto] {
+            for kernel in [
+                Kernel::Rows,
+                Kernel::RowsGrouped,
+                Kernel::Tiled,
+                Kernel::Auto,
+            ] {
                 let what =
                     format!("{name} d={d} heads={n_heads}/{n_kv} keys={n_keys} n={n} {kernel:?}");
                 let (got, obs) = run_geo(&g, &plan, kernel);
