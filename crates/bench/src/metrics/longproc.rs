@@ -37,6 +37,30 @@ pub struct Scores {
     pub error: Option<String>,
 }
 
+impl Scores {
+    /// A fully correct answer.
+    fn correct() -> Scores {
+        Scores {
+            main: 1.0,
+            accuracy: 1.0,
+            partial_accuracy: 1.0,
+            extracted: true,
+            error: None,
+        }
+    }
+
+    /// A zero score, with why.
+    fn zero(extracted: bool, why: &str) -> Scores {
+        Scores {
+            main: 0.0,
+            accuracy: 0.0,
+            partial_accuracy: 0.0,
+            extracted,
+            error: Some(why.into()),
+        }
+    }
+}
+
 fn bad(sample: &Sample, reason: impl Into<String>) -> MetricError {
     MetricError::BadSample {
         sample: sample.id.clone(),
@@ -108,23 +132,11 @@ fn extract_with_tag(response: &str, tag: &str) -> Option<String> {
 /// prefix of the other. No `<Route>…</Route>` → 0.
 pub fn score_path_traversal(prediction: &str, reference: &str) -> Scores {
     let Some(pred) = extract_with_tag(prediction, "Route") else {
-        return Scores {
-            main: 0.0,
-            accuracy: 0.0,
-            partial_accuracy: 0.0,
-            extracted: false,
-            error: Some("no <Route> tags".into()),
-        };
+        return Scores::zero(false, "no <Route> tags");
     };
     let gt = reference.trim();
     if gt == pred {
-        return Scores {
-            main: 1.0,
-            accuracy: 1.0,
-            partial_accuracy: 1.0,
-            extracted: true,
-            error: None,
-        };
+        return Scores::correct();
     }
     let gt_lines: Vec<&str> = gt.split('\n').collect();
     let pred_lines: Vec<&str> = pred.split('\n').collect();
@@ -206,22 +218,10 @@ pub fn score_tom_tracking(prediction: &str, reference: &str) -> Scores {
     let pred = beliefs(prediction);
     let gold = beliefs(reference);
     if pred == gold {
-        return Scores {
-            main: 1.0,
-            accuracy: 1.0,
-            partial_accuracy: 1.0,
-            extracted: true,
-            error: None,
-        };
+        return Scores::correct();
     }
     if gold.is_empty() {
-        return Scores {
-            main: 0.0,
-            accuracy: 0.0,
-            partial_accuracy: 0.0,
-            extracted: true,
-            error: Some("reference has no trace lines".into()),
-        };
+        return Scores::zero(true, "reference has no trace lines");
     }
     let first_diff = pred.iter().zip(&gold).position(|(a, b)| a != b);
     let (partial, error) = match first_diff {
@@ -359,24 +359,12 @@ pub fn score_countdown(prediction: &str, nums: &[i64], target: i64, reference: &
     let solution = extract_with_tag(prediction, "Solution");
     if let Some(s) = &solution {
         if countdown_solution_ok(nums, target, s) {
-            return Scores {
-                main: 1.0,
-                accuracy: 1.0,
-                partial_accuracy: 1.0,
-                extracted: true,
-                error: None,
-            };
+            return Scores::correct();
         }
     }
     let extracted = solution.is_some();
     let Some(pos) = prediction.rfind("# Search Procedure") else {
-        return Scores {
-            main: 0.0,
-            accuracy: 0.0,
-            partial_accuracy: 0.0,
-            extracted,
-            error: Some("no '# Search Procedure'".into()),
-        };
+        return Scores::zero(extracted, "no '# Search Procedure'");
     };
     let pred_proc = prediction[pos + "# Search Procedure".len()..].trim();
     let gt_after = reference.rsplit("# Search Procedure").next().unwrap_or("");
@@ -545,13 +533,7 @@ pub fn extract_cpp(prediction: &str) -> Option<String> {
 /// joined by `\n` plus `\n`. Accuracy 1 or 0; a compile error, timeout or wrong output is 0.
 /// **Runs model-written code unsandboxed** (as upstream). Err when `g++` cannot be started.
 pub fn score_pseudo_to_code(prediction: &str, tests: &[TestCase]) -> Result<Scores, String> {
-    let zero = |extracted: bool, why: &str| Scores {
-        main: 0.0,
-        accuracy: 0.0,
-        partial_accuracy: 0.0,
-        extracted,
-        error: Some(why.to_string()),
-    };
+    let zero = Scores::zero;
     let Some(code) = extract_cpp(prediction) else {
         return Ok(zero(false, "no ```cpp block"));
     };
@@ -588,13 +570,7 @@ pub fn score_pseudo_to_code(prediction: &str, tests: &[TestCase]) -> Result<Scor
                 Err(_) => return Ok(zero(true, "exec error")),
             }
         }
-        Ok(Scores {
-            main: 1.0,
-            accuracy: 1.0,
-            partial_accuracy: 1.0,
-            extracted: true,
-            error: None,
-        })
+        Ok(Scores::correct())
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result

@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 
 use super::{
-    depth_label, effective_text, length_label, per_length_table, short_sha, Heatmap, Report,
+    depth_label, effective_text, length_label, per_length_table, short_sha, task_rows, Heatmap,
+    Report, TASK_HEADER,
 };
 
 impl Report {
@@ -66,19 +67,8 @@ impl Report {
             }
             h.push_str("</dl>");
             h.push_str("<h3>Tasks</h3>");
-            let rows: Vec<Vec<String>> = r
-                .tasks
-                .iter()
-                .map(|t| {
-                    vec![
-                        t.task.clone(),
-                        t.metric.clone(),
-                        t.n.to_string(),
-                        format!("{:.2}", t.score),
-                        t.errors.to_string(),
-                        t.truncated.to_string(),
-                    ]
-                })
+            let rows: Vec<Vec<String>> = task_rows(r)
+                .into_iter()
                 .chain(std::iter::once(vec![
                     "average".into(),
                     String::new(),
@@ -88,10 +78,7 @@ impl Report {
                     String::new(),
                 ]))
                 .collect();
-            let header: Vec<String> = ["task", "metric", "n", "score", "errors", "truncated"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+            let header: Vec<String> = TASK_HEADER.iter().map(|s| s.to_string()).collect();
             html_table(&mut h, &header, &rows, false);
             if !r.families.is_empty() {
                 h.push_str("<h3>Per length (RULER-style averages)</h3>");

@@ -259,6 +259,26 @@ fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// Columns of the per-task table.
+const TASK_HEADER: [&str; 6] = ["task", "metric", "n", "score", "errors", "truncated"];
+
+/// The per-task table of a run, one row per task.
+fn task_rows(r: &RunReport) -> Vec<Vec<String>> {
+    r.tasks
+        .iter()
+        .map(|t| {
+            vec![
+                t.task.clone(),
+                t.metric.clone(),
+                t.n.to_string(),
+                format!("{:.2}", t.score),
+                t.errors.to_string(),
+                t.truncated.to_string(),
+            ]
+        })
+        .collect()
+}
+
 /// The per-length table of a run: one row per task, then one per family average.
 fn per_length_table(r: &RunReport) -> (Vec<String>, Vec<Vec<String>>) {
     let lens: BTreeSet<u64> = r.lengths.iter().map(|l| l.length).collect();
@@ -340,25 +360,7 @@ impl Report {
                 run.status
             );
             out.push('\n');
-            let rows: Vec<Vec<String>> = r
-                .tasks
-                .iter()
-                .map(|t| {
-                    vec![
-                        t.task.clone(),
-                        t.metric.clone(),
-                        t.n.to_string(),
-                        format!("{:.2}", t.score),
-                        t.errors.to_string(),
-                        t.truncated.to_string(),
-                    ]
-                })
-                .collect();
-            table(
-                &mut out,
-                &["task", "metric", "n", "score", "errors", "truncated"],
-                &rows,
-            );
+            table(&mut out, &TASK_HEADER, &task_rows(r));
             let _ = writeln!(out, "average over tasks: {:.2}\n", r.average);
             if !r.lengths.is_empty() {
                 let (header, rows) = per_length_table(r);
