@@ -208,8 +208,6 @@ pub struct AttnInput<'a> {
 pub struct AttnScratch {
     spans: Vec<MaterialSpan>,
     fixed_q: Vec<(usize, Vec<f32>)>,
-    cos: Vec<f32>,
-    sin: Vec<f32>,
     /// Rotation rows reused across heads, layers and decode steps.
     rope_table: rope_table::RopeTable,
 }
@@ -252,22 +250,6 @@ struct ReadySpan<'a> {
     q_src: usize,
     mask: SpanMask,
     len: usize,
-}
-
-fn rotate_rows(
-    rope: &RopeParams,
-    rows: &mut [f32],
-    head_dim: usize,
-    pos: f64,
-    cos: &mut Vec<f32>,
-    sin: &mut Vec<f32>,
-) {
-    let half = rope.n_rot / 2;
-    cos.resize(half, 0.0);
-    sin.resize(half, 0.0);
-    ops::rope_cos_sin(rope, pos, cos, sin);
-    rows.chunks_exact_mut(head_dim)
-        .for_each(|h| ops::rope_apply(rope, h, cos, sin));
 }
 
 /// Checks that a span's slots exist and that per-head / external shapes agree.
@@ -483,14 +465,9 @@ fn attend_with(
         if let KeyPos::FixedDistance(dist) = span.pos {
             if scratch.fixed_q.iter().all(|(dd, _)| *dd != dist) {
                 let mut q = inp.q_pre.to_vec();
-                rotate_rows(
-                    &inp.rope,
-                    &mut q,
-                    d,
-                    dist as f64,
-                    &mut scratch.cos,
-                    &mut scratch.sin,
-                );
+                let (cos, sin) = scratch.rope_table.get(&inp.rope, dist as i64);
+                q.chunks_exact_mut(d)
+                    .for_each(|h| ops::rope_apply(&inp.rope, h, cos, sin));
                 scratch.fixed_q.push((dist, q));
             }
         }

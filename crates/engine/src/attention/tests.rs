@@ -24,10 +24,18 @@ fn lcg(seed: &mut u64) -> f32 {
     ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
 }
 
+/// Every head vector of `rows` rotated by `pos`, straight from `ops` (the reference).
+fn rotate_rows(rope: &RopeParams, rows: &mut [f32], head_dim: usize, pos: f64) {
+    let half = rope.n_rot / 2;
+    let (mut cos, mut sin) = (vec![0.0; half], vec![0.0; half]);
+    ops::rope_cos_sin(rope, pos, &mut cos, &mut sin);
+    rows.chunks_exact_mut(head_dim)
+        .for_each(|h| ops::rope_apply(rope, h, &cos, &sin));
+}
+
 fn rotated(v: &[f32], pos: f64) -> Vec<f32> {
     let mut out = v.to_vec();
-    let (mut c, mut s) = (vec![], vec![]);
-    rotate_rows(&ROPE, &mut out, D, pos, &mut c, &mut s);
+    rotate_rows(&ROPE, &mut out, D, pos);
     out
 }
 
@@ -553,8 +561,7 @@ struct Geo {
 
 fn rot(rope: &RopeParams, v: &[f32], d: usize, pos: f64) -> Vec<f32> {
     let mut out = v.to_vec();
-    let (mut c, mut s) = (vec![], vec![]);
-    rotate_rows(rope, &mut out, d, pos, &mut c, &mut s);
+    rotate_rows(rope, &mut out, d, pos);
     out
 }
 

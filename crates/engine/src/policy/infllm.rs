@@ -620,20 +620,17 @@ impl CachePolicy for InfllmPolicy {
         let init_end = pos.partition_point(|&p| p < self.n_init as i64);
         let out_end = pos.partition_point(|&p| p <= cutoff);
         let count = out_end.saturating_sub(init_end) / self.block;
+        let storage = |what: &str, source| PolicyError::Storage {
+            policy: INFO.name.into(),
+            what: what.into(),
+            source,
+        };
         if let Some(e) = self.failure.take() {
-            return Err(PolicyError::Storage {
-                policy: INFO.name.into(),
-                what: "reading the block memory".into(),
-                source: e,
-            });
+            return Err(storage("reading the block memory", e));
         }
         if count > 0 {
             self.form_blocks(kv, init_end, count)
-                .map_err(|e| PolicyError::Storage {
-                    policy: INFO.name.into(),
-                    what: "storing evicted blocks".into(),
-                    source: e,
-                })?;
+                .map_err(|e| storage("storing evicted blocks", e))?;
         }
         self.enforce_max_blocks();
         Ok(())
