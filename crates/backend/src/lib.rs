@@ -6,6 +6,7 @@
 //! Calls block; callers run requests from several threads (the trait is `Send + Sync` and
 //! dyn-compatible, so pipelines hold an `Arc<dyn LlmBackend>`).
 
+pub mod catalog;
 mod error;
 pub mod local;
 pub mod openai;

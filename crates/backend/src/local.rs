@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use longctx_engine::catalog;
+use crate::catalog;
 use longctx_engine::chat::{self, ChatMessage};
 use longctx_engine::policy::{
     build_policy, parse_options, CachePolicy, ModelFacts, PolicyError, REGISTRY,

@@ -16,7 +16,7 @@ use longctx_bench::runner::{
 };
 use longctx_bench::store::{RunRecord, Store};
 use longctx_bench::{export, Sample};
-use longctx_engine::catalog;
+use longctx_backend::catalog;
 use sha2::{Digest, Sha256};
 
 use crate::commands::resolve_model;

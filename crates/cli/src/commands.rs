@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use longctx_engine::catalog;
+use longctx_backend::catalog;
 use longctx_engine::chat::{render_chat, ChatMessage};
 use longctx_engine::gguf::GgufFile;
 use longctx_engine::perplexity::{full_policy, perplexity as compute_ppl};

@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
     /// Model: a catalogue name (see `longctx model list`) or a path to a GGUF file.
-    #[arg(short = 'm', long = "model", default_value = longctx_engine::catalog::DEFAULT_MODEL)]
+    #[arg(short = 'm', long = "model", default_value = longctx_backend::catalog::DEFAULT_MODEL)]
     pub model: String,
     /// KV-cache policy (see `longctx policies`); `auto` = full attention when the input fits
     /// the model's trained context, a long-context policy when it does not.
@@ -154,7 +154,7 @@ enum ModelCommand {
     List,
     /// Show a model's architecture, context, tensor types, tokenizer and chat template.
     Info {
-        #[arg(default_value = longctx_engine::catalog::DEFAULT_MODEL)]
+        #[arg(default_value = longctx_backend::catalog::DEFAULT_MODEL)]
         model: String,
     },
 }

@@ -17,7 +17,7 @@ use longctx_bench::tasks::passkey::{
     INFO,
 };
 use longctx_bench::{find_task, Metric};
-use longctx_engine::catalog;
+use longctx_backend::catalog;
 use longctx_engine::policy::{build_policy, parse_options, ModelFacts, PolicyError, REGISTRY};
 use longctx_engine::sampling::SamplingParams;
 use longctx_engine::{GenerateParams, Model, Session};

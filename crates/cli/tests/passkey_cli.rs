@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use longctx_engine::catalog;
+use longctx_backend::catalog;
 
 fn default_model_path() -> PathBuf {
     let entry = catalog::find(catalog::DEFAULT_MODEL).expect("default model in catalogue");

@@ -2,7 +2,6 @@
 //! whose attention and KV cache are driven by pluggable long-context policies.
 
 pub mod attention;
-pub mod catalog;
 pub mod chat;
 pub mod gguf;
 pub mod kv;

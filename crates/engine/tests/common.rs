@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use longctx_engine::catalog;
+use longctx_backend::catalog;
 use longctx_engine::Model;
 
 /// Path of the default model; the test command (`scripts/test.sh`) pulls it first.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use longctx_engine::catalog;
+use longctx_backend::catalog;
 use longctx_engine::perplexity::{full_policy, perplexity};
 use longctx_engine::policy::FullPolicy;
 use longctx_engine::sampling::argmax;
