@@ -126,6 +126,8 @@ pub enum CatalogError {
     },
     #[error("`{command}` failed: {detail}")]
     Command { command: String, detail: String },
+    #[error("model '{spec}' is neither a catalogue name ({known}) nor an existing file", known = CATALOG.iter().map(|m| m.name).collect::<Vec<_>>().join(", "))]
+    NotFound { spec: String },
     #[error("checksum mismatch for {name}: expected sha256 {expected}, got {got}")]
     Checksum {
         name: String,
@@ -152,6 +154,28 @@ pub fn models_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(|| PathBuf::from(".cache"));
     cache.join("longctx").join("models")
+}
+
+/// A catalogue name (fetched on first use; `log` gets the fetch's progress lines) or a path
+/// to a GGUF file.
+pub fn resolve(spec: &str, mut log: impl FnMut(&str)) -> Result<PathBuf, CatalogError> {
+    if let Ok(entry) = find(spec) {
+        let path = local_path(entry);
+        if path.exists() {
+            return Ok(path);
+        }
+        log(&format!(
+            "model '{}' is not in {} yet; fetching it (once)...",
+            entry.name,
+            models_dir().display()
+        ));
+        return pull(entry, log);
+    }
+    let path = PathBuf::from(spec);
+    if !path.exists() {
+        return Err(CatalogError::NotFound { spec: spec.into() });
+    }
+    Ok(path)
 }
 
 pub fn find(name: &str) -> Result<&'static CatalogModel, CatalogError> {

@@ -1,5 +1,16 @@
 //! The one error type of every backend: typed cases callers branch on (context overflow,
-//! unsupported operation) and transport failures that name the endpoint.
+//! unsupported operation, cancellation), the engine's and the catalogue's own errors kept as
+//! sources, and transport failures that name the endpoint. Whether an error is fatal to a run
+//! or worth another try is a method of the error ([`BackendError::is_fatal`],
+//! [`BackendError::is_retryable`], [`BackendError::is_transient`]).
+
+use std::path::PathBuf;
+
+use longctx_engine::chat::ChatError;
+use longctx_engine::policy::PolicyError;
+use longctx_engine::{ModelError, SessionError};
+
+use crate::catalog::CatalogError;
 
 /// Errors from a backend.
 #[derive(Debug, thiserror::Error)]
@@ -21,9 +32,28 @@ pub enum BackendError {
     /// The request itself is invalid (empty prompt, `max_tokens` 0, bad sampling values).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
-    /// The local engine failed.
+    /// The local engine failed while running a request.
     #[error("engine: {0}")]
-    Engine(String),
+    Engine(#[source] SessionError),
+    /// A model file could not be loaded.
+    #[error("loading {path}: {source}")]
+    Load {
+        path: PathBuf,
+        #[source]
+        source: ModelError,
+    },
+    /// The model's chat template failed to render.
+    #[error(transparent)]
+    Template(#[from] ChatError),
+    /// A KV-cache policy name or option is invalid.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// A catalogue model could not be found or fetched.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The caller stopped a streamed request (its callback returned `Flow::Stop`).
+    #[error("the request was cancelled")]
+    Cancelled,
     /// The server could not be reached (connection refused, DNS, TLS).
     #[error("{endpoint}: cannot connect: {detail}")]
     Connect { endpoint: String, detail: String },
@@ -67,6 +97,44 @@ impl BackendError {
         match self {
             BackendError::ContextOverflow { .. } => true,
             BackendError::RetriesExhausted { last, .. } => last.is_context_overflow(),
+            _ => false,
+        }
+    }
+
+    /// Errors that stop a whole run rather than one request: the server is unreachable, or
+    /// the backend cannot do what was asked at all or is misconfigured.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            BackendError::Connect { .. }
+            | BackendError::Unsupported { .. }
+            | BackendError::Config(_)
+            | BackendError::Policy(_)
+            | BackendError::Catalog(_)
+            | BackendError::Load { .. } => true,
+            BackendError::RetriesExhausted { last, .. } => last.is_fatal(),
+            _ => false,
+        }
+    }
+
+    /// Failures another attempt later may not repeat (a broken connection, a malformed
+    /// answer, an overloaded or failing server): a resumed run tries such requests again.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            BackendError::Io { .. } | BackendError::BadResponse { .. } => true,
+            BackendError::Http { status, .. } => *status >= 500 || *status == 429,
+            BackendError::RetriesExhausted { last, .. } => last.is_retryable(),
+            _ => false,
+        }
+    }
+
+    /// Failures worth an immediate retry inside one request: connection failures, broken
+    /// connections, 429 and 5xx. Context overflows, other 4xx, malformed bodies and timeouts
+    /// are final (a timed-out generation would only time out again, at the server's expense).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            BackendError::Connect { .. } => true,
+            BackendError::Io { detail, .. } => !detail.contains("timed out"),
+            BackendError::Http { status, .. } => *status == 429 || (500..600).contains(status),
             _ => false,
         }
     }

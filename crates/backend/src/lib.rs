@@ -10,6 +10,7 @@ pub mod catalog;
 mod error;
 pub mod local;
 pub mod openai;
+pub mod wire;
 mod spec;
 mod truncate;
 mod types;
@@ -20,8 +21,8 @@ pub use openai::{OpenAiBackend, OpenAiConfig, RetryPolicy};
 pub use spec::BackendSpec;
 pub use truncate::truncate_middle_tokens;
 pub use types::{
-    BackendInfo, Capabilities, ChatRequest, Completion, CompletionRequest, FinishReason, Message,
-    Role, Sampling,
+    BackendInfo, Capabilities, ChatRequest, Completion, CompletionRequest, FinishReason, Flow,
+    Message, OnEvent, Role, RunPlan, Sampling, StreamEvent,
 };
 
 /// A language model behind a blocking API.
@@ -34,6 +35,24 @@ pub trait LlmBackend: Send + Sync {
 
     /// Chat completion with the model's chat template.
     fn chat(&self, req: &ChatRequest) -> Result<Completion>;
+
+    /// [`LlmBackend::complete`], reporting each step to `on_event` as it happens; the
+    /// callback's [`Flow::Stop`] ends the request with [`BackendError::Cancelled`] (checked
+    /// after every prefill chunk and every generated token where the backend streams). The
+    /// default, for backends that cannot stream, runs the whole request and reports its text
+    /// once.
+    fn complete_stream(
+        &self,
+        req: &CompletionRequest,
+        on_event: &mut OnEvent<'_>,
+    ) -> Result<Completion> {
+        report_whole(self.complete(req)?, on_event)
+    }
+
+    /// [`LlmBackend::chat`], streamed as [`LlmBackend::complete_stream`] is.
+    fn chat_stream(&self, req: &ChatRequest, on_event: &mut OnEvent<'_>) -> Result<Completion> {
+        report_whole(self.chat(req)?, on_event)
+    }
 
     /// Tokens `text` is in the model's vocabulary (no BOS/EOS added).
     fn count_tokens(&self, text: &str) -> Result<usize>;
@@ -56,4 +75,12 @@ pub trait LlmBackend: Send + Sync {
     fn render_chat(&self, _messages: &[Message], _prefill: Option<&str>) -> Result<String> {
         Err(BackendError::unsupported("render_chat"))
     }
+}
+
+/// The streaming fallback: one [`StreamEvent::Text`] with the whole answer.
+fn report_whole(c: Completion, on_event: &mut OnEvent<'_>) -> Result<Completion> {
+    if !c.text.is_empty() && on_event(StreamEvent::Text(&c.text)) == Flow::Stop {
+        return Err(BackendError::Cancelled);
+    }
+    Ok(c)
 }

@@ -50,6 +50,11 @@ pub struct Sampling {
     /// Repetition penalty (> 0; 1 = off); `None` = off. Sent to servers as both
     /// `repeat_penalty` (llama.cpp) and `repetition_penalty` (vLLM).
     pub repeat_penalty: Option<f32>,
+    /// How many recent tokens the repetition penalty looks at; `None` = the backend's default
+    /// (64 locally, as llama.cpp).
+    pub repeat_last_n: Option<usize>,
+    /// Drop tokens less likely than `min_p` × the most likely one; `None` = off.
+    pub min_p: Option<f32>,
 }
 
 impl Default for Sampling {
@@ -62,6 +67,8 @@ impl Default for Sampling {
             stop: Vec::new(),
             seed: None,
             repeat_penalty: None,
+            repeat_last_n: None,
+            min_p: None,
         }
     }
 }
@@ -162,9 +169,10 @@ pub struct CompletionRequest {
 }
 
 /// Why generation ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum FinishReason {
     /// End of text or a stop string.
+    #[default]
     Stop,
     /// `max_tokens` reached.
     Length,
@@ -172,15 +180,62 @@ pub enum FinishReason {
     Error,
 }
 
-/// The result of a request.
-#[derive(Clone, Debug, PartialEq)]
+/// The result of a request, with its statistics.
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct Completion {
     pub text: String,
     pub finish: FinishReason,
     /// Prompt tokens as the backend counted them (remote: the server's `usage`, 0 if absent).
     pub prompt_tokens: usize,
+    /// Prompt tokens served from a cache instead of being read again (local: the prefix
+    /// cache; remote: `usage.prompt_tokens_details.cached_tokens`, 0 if absent).
+    pub cached_tokens: usize,
     /// Generated tokens (remote: the server's `usage`, 0 if absent).
     pub completion_tokens: usize,
     /// Wall time of the request, retries included.
     pub latency: Duration,
+    /// Time spent reading the prompt (local; remote when streaming: time to the first token).
+    pub prefill_time: Duration,
+    /// Time spent generating after the prompt was read.
+    pub decode_time: Duration,
+    /// The KV-cache policy that ran (local backends; `auto` resolved), `None` remotely.
+    pub policy: Option<String>,
 }
+
+/// What a backend is about to run, reported once per streamed request before any work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunPlan {
+    /// Prompt tokens (0 when the backend cannot tell before the server answers).
+    pub prompt_tokens: usize,
+    /// Of which served from a cache.
+    pub cached_tokens: usize,
+    /// The output budget that applies (after any cap, see `capped_from`).
+    pub max_tokens: usize,
+    /// The requested `max_tokens` when the backend lowered it to what the model can generate.
+    pub capped_from: Option<usize>,
+    /// The KV-cache policy that runs (local backends), with why `auto` chose it.
+    pub policy: Option<String>,
+    pub policy_reason: Option<String>,
+}
+
+/// One step of a streamed request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StreamEvent<'a> {
+    /// The request starts (local backends: after tokenizing, before reading the prompt).
+    Started(&'a RunPlan),
+    /// Prompt tokens read so far, of `total` (local backends, after each chunk).
+    Prefill { done: usize, total: usize },
+    /// The next piece of generated text (complete UTF-8; stop strings already held back).
+    Text(&'a str),
+}
+
+/// The consumer's answer to each [`StreamEvent`]: go on, or stop the request. A stopped
+/// request ends with [`crate::BackendError::Cancelled`] within one prefill chunk or one token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+/// The callback a streaming call reports to.
+pub type OnEvent<'f> = dyn FnMut(StreamEvent<'_>) -> Flow + 'f;

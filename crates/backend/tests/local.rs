@@ -7,8 +7,8 @@ mod common;
 use std::sync::{Arc, OnceLock};
 
 use longctx_backend::{
-    truncate_middle_tokens, BackendError, ChatRequest, CompletionRequest, FinishReason, LlmBackend,
-    LocalBackend, Message, Sampling,
+    truncate_middle_tokens, BackendError, ChatRequest, CompletionRequest, FinishReason, Flow,
+    LlmBackend, LocalBackend, Message, RunPlan, Sampling, StreamEvent,
 };
 use longctx_engine::Model;
 
@@ -40,7 +40,7 @@ fn info_reflects_the_policy() {
     assert_eq!(backend("auto", "").info().context_window, usize::MAX);
     let e = LocalBackend::new(model(), "m", "nope", "").unwrap_err();
     assert!(
-        matches!(e, BackendError::Config(_)) && e.to_string().contains("nope"),
+        matches!(e, BackendError::Policy(_)) && e.to_string().contains("nope"),
         "{e}"
     );
     // `auto` may pick `infllm`, which has no `max_context`.
@@ -202,4 +202,123 @@ fn truncate_middle_keeps_both_ends_like_longbench() {
         assert!(!got.contains("word30 "), "{got}");
         assert!(b.count_tokens(&got).unwrap() <= max);
     }
+}
+
+/// What a streamed request reported, in order.
+#[derive(Debug, Default)]
+struct Seen {
+    plans: Vec<RunPlan>,
+    prefill: Vec<(usize, usize)>,
+    text: Vec<String>,
+}
+
+/// Streams `req`, stopping when `stop` says so.
+fn stream(
+    b: &LocalBackend,
+    req: &ChatRequest,
+    mut stop: impl FnMut(&Seen) -> bool,
+) -> (longctx_backend::Result<longctx_backend::Completion>, Seen) {
+    let mut seen = Seen::default();
+    let r = b.chat_stream(req, &mut |e| {
+        match e {
+            StreamEvent::Started(p) => seen.plans.push(p.clone()),
+            StreamEvent::Prefill { done, total } => seen.prefill.push((done, total)),
+            StreamEvent::Text(t) => seen.text.push(t.to_string()),
+        }
+        if stop(&seen) {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    });
+    (r, seen)
+}
+
+#[test]
+fn streaming_reports_the_plan_prefill_and_text_of_the_whole_answer() {
+    let b = backend("full", "chunk=16");
+    let req = ChatRequest::user(QUESTION, Sampling::greedy(12));
+    let whole = b.chat(&req).unwrap();
+    let (r, seen) = stream(&b, &req, |_| false);
+    let c = r.unwrap();
+    assert_eq!(c.text, whole.text);
+    assert_eq!(seen.text.concat(), whole.text);
+    assert!(seen.text.len() > 2, "{:?}", seen.text);
+    assert_eq!(seen.plans.len(), 1);
+    let plan = &seen.plans[0];
+    assert_eq!(
+        (plan.prompt_tokens, plan.max_tokens, plan.policy.as_deref()),
+        (c.prompt_tokens, 12, Some("full"))
+    );
+    // One progress report per 16-token chunk, ending at the whole prompt.
+    assert_eq!(seen.prefill.len(), c.prompt_tokens.div_ceil(16));
+    assert_eq!(seen.prefill.last(), Some(&(c.prompt_tokens, c.prompt_tokens)));
+    assert_eq!(c.policy.as_deref(), Some("full"));
+    assert!(c.prefill_time > std::time::Duration::ZERO && c.latency >= c.prefill_time + c.decode_time);
+}
+
+#[test]
+fn a_stopped_request_ends_within_one_chunk_or_one_token() {
+    let b = backend("full", "chunk=16");
+    let long = "The quick brown fox jumps over the lazy dog. ".repeat(20);
+    let req = ChatRequest::user(long, Sampling::greedy(50));
+    // Stop at the first prefill report: nothing more is read.
+    let (r, seen) = stream(&b, &req, |s| !s.prefill.is_empty());
+    assert!(matches!(r, Err(BackendError::Cancelled)), "{r:?}");
+    assert_eq!(seen.prefill, vec![(16, seen.plans[0].prompt_tokens)]);
+    assert!(seen.text.is_empty());
+    // Stop at the first piece of text: no second piece.
+    let (r, seen) = stream(&b, &req, |s| !s.text.is_empty());
+    assert!(matches!(r, Err(BackendError::Cancelled)), "{r:?}");
+    assert_eq!(seen.text.len(), 1);
+    // Stopping at the start runs nothing at all.
+    let (r, seen) = stream(&b, &req, |s| !s.plans.is_empty());
+    assert!(matches!(r, Err(BackendError::Cancelled)) && seen.prefill.is_empty());
+}
+
+#[test]
+fn auto_caps_an_absurd_answer_budget_instead_of_leaving_full_attention() {
+    let b = backend("auto", "");
+    let req = ChatRequest::user("Hi", Sampling::greedy(1_000_000_000_000));
+    let (r, seen) = stream(&b, &req, |s| !s.text.is_empty());
+    assert!(matches!(r, Err(BackendError::Cancelled)), "{r:?}");
+    let plan = &seen.plans[0];
+    assert_eq!(plan.policy.as_deref(), Some("full"));
+    assert_eq!(plan.capped_from, Some(1_000_000_000_000));
+    assert_eq!(plan.max_tokens, 8192 - plan.prompt_tokens);
+    // A prompt that does not fit goes to the long-context policy, with the reason.
+    let long = "The quick brown fox jumps over the lazy dog. ".repeat(900);
+    let (_, seen) = stream(&b, &ChatRequest::user(long, Sampling::greedy(4)), |_| true);
+    let plan = &seen.plans[0];
+    assert_eq!(plan.policy.as_deref(), Some("infllm"));
+    assert!(plan.policy_reason.as_deref().unwrap_or("").contains("8192"), "{plan:?}");
+}
+
+#[test]
+fn the_prefix_cache_reads_only_a_chat_turn_that_is_new() {
+    let cached = backend("full", "").with_prefix_cache(true);
+    let fresh = backend("full", "");
+    let first = vec![Message::user(QUESTION)];
+    let a = cached
+        .chat(&ChatRequest {
+            messages: first.clone(),
+            ..ChatRequest::user("", Sampling::greedy(16))
+        })
+        .unwrap();
+    assert_eq!(a.cached_tokens, 0);
+    let mut second = first;
+    second.push(Message::assistant(a.text.clone()));
+    second.push(Message::user("And of Italy?"));
+    let req = ChatRequest {
+        messages: second,
+        ..ChatRequest::user("", Sampling::greedy(16))
+    };
+    let b = cached.chat(&req).unwrap();
+    let want = fresh.chat(&req).unwrap();
+    assert!(
+        b.cached_tokens >= a.prompt_tokens && b.cached_tokens < b.prompt_tokens,
+        "{b:?} after {a:?}"
+    );
+    assert_eq!(b.text, want.text);
+    assert_eq!(want.cached_tokens, 0);
 }

@@ -60,7 +60,59 @@ fn sampling_of(v: &Value) -> Sampling {
             .unwrap_or_default(),
         seed: v["seed"].as_u64(),
         repeat_penalty: v["repeat_penalty"].as_f64().map(|r| r as f32),
+        repeat_last_n: v["repeat_last_n"].as_u64().map(|n| n as usize),
+        min_p: v["min_p"].as_f64().map(|m| m as f32),
     }
+}
+
+/// An SSE body as llama.cpp streams a chat answer: a role chunk, one chunk per piece, a
+/// finish chunk, the usage chunk, `[DONE]`.
+fn sse_answer(pieces: &[String], c: &longctx_backend::Completion, chat: bool) -> String {
+    let finish = match c.finish {
+        FinishReason::Length => "length",
+        _ => "stop",
+    };
+    let chunk = |text: Option<&str>, finish: Option<&str>| {
+        let choice = if chat {
+            json!({"index": 0, "delta": text.map_or(json!({"role": "assistant"}), |t| json!({"content": t})), "finish_reason": finish})
+        } else {
+            json!({"index": 0, "text": text.unwrap_or(""), "finish_reason": finish})
+        };
+        format!("data: {}\n\n", json!({"id": "x", "choices": [choice]}))
+    };
+    let mut body = String::from(": ping\n\n");
+    if chat {
+        body += &chunk(None, None);
+    }
+    for p in pieces {
+        body += &chunk(Some(p), None);
+    }
+    body += &chunk(Some(""), Some(finish));
+    body += &format!(
+        "data: {}\n\ndata: [DONE]\n\n",
+        json!({"id": "x", "choices": [], "usage": {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens, "total_tokens": c.prompt_tokens + c.completion_tokens}})
+    );
+    body
+}
+
+/// Runs a request on the engine, streamed when `stream` is set, as the server's body.
+fn engine_answer(
+    stream: bool,
+    chat: bool,
+    run: impl FnOnce(&mut longctx_backend::OnEvent<'_>) -> longctx_backend::Result<longctx_backend::Completion>,
+) -> longctx_backend::Result<Reply> {
+    let mut pieces = Vec::new();
+    let c = run(&mut |e| {
+        if let longctx_backend::StreamEvent::Text(t) = e {
+            pieces.push(t.to_string());
+        }
+        longctx_backend::Flow::Continue
+    })?;
+    Ok(if stream {
+        Reply::raw(200, sse_answer(&pieces, &c, chat)).with_header("Content-Type", "text/event-stream")
+    } else {
+        Reply::json(200, answer(&c, chat))
+    })
 }
 
 fn answer(c: &longctx_backend::Completion, chat: bool) -> Value {
@@ -80,6 +132,7 @@ fn answer(c: &longctx_backend::Completion, chat: bool) -> Value {
 fn engine_server(b: Arc<LocalBackend>) -> TestServer {
     TestServer::start(move |req: &Request| {
         let v = req.json();
+        let stream = v["stream"] == json!(true);
         let result = match req.path.as_str() {
             "/v1/chat/completions" => {
                 let mut messages: Vec<Message> = v["messages"]
@@ -101,18 +154,18 @@ fn engine_server(b: Arc<LocalBackend>) -> TestServer {
                     sampling: sampling_of(&v),
                     instruction: None,
                 };
-                b.chat(&r).map(|c| answer(&c, true))
+                engine_answer(stream, true, |on| b.chat_stream(&r, on))
             }
             "/v1/completions" => {
                 let r = CompletionRequest {
                     prompt: v["prompt"].as_str().unwrap_or("").into(),
                     sampling: sampling_of(&v),
                 };
-                b.complete(&r).map(|c| answer(&c, false))
+                engine_answer(stream, false, |on| b.complete_stream(&r, on))
             }
             "/tokenize" => b
                 .tokenize(v["content"].as_str().unwrap_or(""))
-                .map(|t| json!({"tokens": t})),
+                .map(|t| Reply::json(200, json!({"tokens": t}))),
             "/detokenize" => {
                 let ids: Vec<u32> = v["tokens"]
                     .as_array()
@@ -120,12 +173,13 @@ fn engine_server(b: Arc<LocalBackend>) -> TestServer {
                     .flatten()
                     .filter_map(|t| t.as_u64().map(|t| t as u32))
                     .collect();
-                b.detokenize(&ids).map(|s| json!({"content": s}))
+                b.detokenize(&ids)
+                    .map(|s| Reply::json(200, json!({"content": s})))
             }
             _ => return Some(Reply::raw(404, "File Not Found")),
         };
         Some(match result {
-            Ok(v) => Reply::json(200, v),
+            Ok(reply) => reply,
             Err(BackendError::ContextOverflow { needed, limit, .. }) => Reply::json(
                 400,
                 json!({"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": needed, "n_ctx": limit}}),
@@ -208,6 +262,49 @@ fn http_answers_equal_the_local_engine() {
     assert_eq!(first["model"], "smollm2");
     assert_eq!(first["max_tokens"], 8);
     assert_eq!(first["stream"], false);
+}
+
+#[test]
+fn streamed_answers_equal_whole_ones_and_carry_usage() {
+    let local = local();
+    let server = engine_server(local.clone());
+    let remote = client(vec![server.base()]);
+    let chat = ChatRequest::user("Name three colors.", Sampling::greedy(12));
+    let whole = remote.chat(&chat).unwrap();
+    let mut pieces = Vec::new();
+    let streamed = remote
+        .chat_stream(&chat, &mut |e| {
+            if let longctx_backend::StreamEvent::Text(t) = e {
+                pieces.push(t.to_string());
+            }
+            longctx_backend::Flow::Continue
+        })
+        .unwrap();
+    assert_eq!(streamed.text, whole.text);
+    assert_eq!(pieces.concat(), whole.text);
+    assert!(pieces.len() > 2, "{pieces:?}");
+    assert_eq!(
+        (streamed.finish, streamed.prompt_tokens, streamed.completion_tokens),
+        (whole.finish, whole.prompt_tokens, whole.completion_tokens)
+    );
+    let comp = CompletionRequest {
+        prompt: "One, two, three,".into(),
+        sampling: Sampling::greedy(6),
+    };
+    let streamed = remote.complete_stream(&comp, &mut |_| longctx_backend::Flow::Continue);
+    assert_eq!(streamed.unwrap().text, local.complete(&comp).unwrap().text);
+    // The streamed request asks for SSE with a usage chunk.
+    let reqs = server.requests.lock().unwrap();
+    let sent = reqs
+        .iter()
+        .map(|r| r.json())
+        .find(|v| v["stream"] == true)
+        .unwrap();
+    assert_eq!(sent["stream_options"], json!({"include_usage": true}));
+    assert_eq!(
+        reqs.iter().find(|r| r.json()["stream"] == true).and_then(|r| r.header("Accept")),
+        Some("text/event-stream")
+    );
 }
 
 #[test]
@@ -365,7 +462,7 @@ fn garbage_answers_are_clear_errors() {
     assert!(e.to_string().contains("no \"choices\""), "{e}");
     let e = remote.count_tokens("x").unwrap_err();
     assert!(
-        e.to_string().contains("/tokenize") && e.to_string().contains("\"tokens\""),
+        e.to_string().contains("/tokenize") && e.to_string().contains("`tokens`"),
         "{e}"
     );
     assert_eq!(server.hits(), 3, "malformed answers are not retried");

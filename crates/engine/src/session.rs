@@ -55,6 +55,28 @@ pub struct Generation {
     pub stop: StopReason,
 }
 
+/// A session's state without its borrow of the model, to keep between requests (a prefix
+/// cache): [`Session::save`] takes it out, [`Session::restore`] puts it back over the same
+/// model.
+pub struct SavedSession {
+    kv: KvStore,
+    policy: Box<dyn CachePolicy>,
+    ws: Workspace,
+    tokens: Vec<u32>,
+    next_pos: i64,
+}
+
+impl SavedSession {
+    /// Every token the session has read.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    pub fn policy_name(&self) -> &'static str {
+        self.policy.name()
+    }
+}
+
 /// One sequence's state over a shared model.
 pub struct Session<'m> {
     model: &'m Model,
@@ -75,6 +97,30 @@ impl<'m> Session<'m> {
             ws: Workspace::default(),
             tokens: Vec::new(),
             next_pos: 0,
+        }
+    }
+
+    /// Detaches the state from the model borrow (see [`SavedSession`]).
+    pub fn save(self) -> SavedSession {
+        SavedSession {
+            kv: self.kv,
+            policy: self.policy,
+            ws: self.ws,
+            tokens: self.tokens,
+            next_pos: self.next_pos,
+        }
+    }
+
+    /// Resumes a saved state. `model` must be the model it was saved from (the KV rows only
+    /// mean something for those weights).
+    pub fn restore(model: &'m Model, saved: SavedSession) -> Session<'m> {
+        Session {
+            model,
+            kv: saved.kv,
+            policy: saved.policy,
+            ws: saved.ws,
+            tokens: saved.tokens,
+            next_pos: saved.next_pos,
         }
     }
 
@@ -106,6 +152,21 @@ impl<'m> Session<'m> {
         &mut self,
         tokens: &[u32],
         mut progress: impl FnMut(usize),
+    ) -> Result<&[f32], SessionError> {
+        self.feed_until(tokens, |done| {
+            progress(done);
+            true
+        })
+    }
+
+    /// [`Session::feed`] that the caller can stop: `progress` gets the tokens done after each
+    /// chunk and returns `false` to stop, which ends the call with
+    /// [`SessionError::Cancelled`] within one chunk. The tokens read so far stay in the
+    /// session (its state is consistent; [`Session::tokens`] says how far it got).
+    pub fn feed_until(
+        &mut self,
+        tokens: &[u32],
+        mut progress: impl FnMut(usize) -> bool,
     ) -> Result<&[f32], SessionError> {
         if tokens.is_empty() {
             return Err(ModelError::EmptyInput.into());
@@ -141,7 +202,9 @@ impl<'m> Session<'m> {
             self.next_pos += piece.len() as i64;
             self.tokens.extend_from_slice(piece);
             done += piece.len();
-            progress(done);
+            if !progress(done) && !last {
+                return Err(SessionError::Cancelled);
+            }
         }
         Ok(&self.ws.logits)
     }
@@ -151,8 +214,10 @@ impl<'m> Session<'m> {
         &self.ws.logits
     }
 
-    /// Generates after what was fed. `on_text` receives decoded text as it becomes complete
-    /// UTF-8 and returns `false` to cancel.
+    /// Generates after what was fed. `on_text` is called once per generated token with the
+    /// decoded text that became complete UTF-8 with it (often empty: text that may still turn
+    /// into a stop string is held back) and returns `false` to cancel, which ends the call
+    /// with [`SessionError::Cancelled`] before the next token is computed.
     pub fn generate(
         &mut self,
         params: &GenerateParams,
@@ -192,12 +257,15 @@ impl<'m> Session<'m> {
             while !text.is_char_boundary(safe) {
                 safe -= 1;
             }
-            if safe > emitted {
-                if !on_text(&text[emitted..safe]) {
-                    return Err(SessionError::Cancelled);
-                }
-                emitted = safe;
+            let piece = if safe > emitted {
+                &text[emitted..safe]
+            } else {
+                ""
+            };
+            if !on_text(piece) {
+                return Err(SessionError::Cancelled);
             }
+            emitted = emitted.max(safe);
             if out_tokens.len() == params.max_tokens {
                 break;
             }

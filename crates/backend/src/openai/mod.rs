@@ -1,24 +1,31 @@
 //! [`OpenAiBackend`]: a blocking client for OpenAI-compatible servers (vLLM, llama.cpp's
-//! `llama-server`, OpenAI): `POST {base}/chat/completions` and `{base}/completions`
-//! (non-streaming), token counting through the servers' `/tokenize`, retries with exponential
-//! backoff, a concurrency limit and several endpoints with requests spread across them.
+//! `llama-server`, OpenAI): `POST {base}/chat/completions` and `{base}/completions`, whole or
+//! streamed over SSE, token counting through the servers' `/tokenize`, retries with
+//! exponential backoff, a concurrency limit and several endpoints with requests spread across
+//! them. Bodies are the typed structs of [`crate::wire`].
 
+mod convert;
 pub mod endpoints;
 pub mod overflow;
 pub mod retry;
-mod wire;
+mod sse;
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 pub use endpoints::{Endpoint, EndpointPool, Semaphore};
 pub use overflow::is_context_overflow;
 pub use retry::RetryPolicy;
 
+use crate::wire::{
+    ChatCompletionResponse, CompletionResponse, DetokenizeRequest, DetokenizeResponse,
+    TokenizeRequest, TokenizeResponse,
+};
 use crate::{
     BackendError, BackendInfo, Capabilities, ChatRequest, Completion, CompletionRequest,
-    LlmBackend, Result,
+    LlmBackend, OnEvent, Result,
 };
 
 /// Settings of an [`OpenAiBackend`].
@@ -162,27 +169,18 @@ impl OpenAiBackend {
         self.pool.endpoints()
     }
 
-    /// One POST, no retries. Errors name the URL.
-    fn post_once(&self, url: &str, body: &str) -> Result<Value> {
+    /// One POST, no retries; a 2xx answer is returned unread. Errors name the URL.
+    fn send_once(&self, url: &str, body: &str, accept: &str) -> Result<ureq::Response> {
         let mut req = self
             .agent
             .post(url)
             .set("Content-Type", "application/json")
-            .set("Accept", "application/json");
+            .set("Accept", accept);
         if let Some(key) = &self.api_key {
             req = req.set("Authorization", &format!("Bearer {key}"));
         }
         match req.send_string(body) {
-            Ok(resp) => {
-                let text = resp.into_string().map_err(|e| BackendError::Io {
-                    endpoint: url.to_string(),
-                    detail: format!("reading the response: {e}"),
-                })?;
-                serde_json::from_str(&text).map_err(|e| BackendError::BadResponse {
-                    endpoint: url.to_string(),
-                    detail: format!("not JSON ({e}): {}", snippet(&text, 200)),
-                })
-            }
+            Ok(resp) => Ok(resp),
             Err(ureq::Error::Status(status, resp)) => {
                 let retry_after = resp
                     .header("Retry-After")
@@ -228,14 +226,47 @@ impl OpenAiBackend {
         }
     }
 
-    /// POSTs JSON to `path` on some endpoint, retrying transient failures: on another endpoint
-    /// at once while one is left untried for this request, else after the backoff delay.
-    /// The concurrency permit is held through backoff waits, so an overloaded server sees
-    /// fewer requests while it recovers.
-    /// Returns the answer and the URL that gave it.
-    fn post(&self, place: Place, path: &str, body: &Value) -> Result<(Value, String)> {
-        let body = body.to_string();
+    /// One POST whose whole answer is read as JSON of type `T`.
+    fn post_once<T: DeserializeOwned>(&self, url: &str, body: &str) -> Result<T> {
+        let resp = self.send_once(url, body, "application/json")?;
+        let text = resp.into_string().map_err(|e| BackendError::Io {
+            endpoint: url.to_string(),
+            detail: format!("reading the response: {e}"),
+        })?;
+        let bad = |detail: String| BackendError::BadResponse {
+            endpoint: url.to_string(),
+            detail,
+        };
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| bad(format!("not JSON ({e}): {}", snippet(&text, 200))))?;
+        serde_json::from_value(v)
+            .map_err(|e| bad(format!("unexpected answer ({e}): {}", snippet(&text, 200))))
+    }
+
+    /// POSTs JSON to `path` and reads the answer as `T` ([`OpenAiBackend::with_retries`]).
+    fn post<T: DeserializeOwned>(
+        &self,
+        place: Place,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<(T, String)> {
+        let body = serde_json::to_string(body)
+            .map_err(|e| BackendError::InvalidRequest(format!("request body: {e}")))?;
         let _permit = self.limit.acquire();
+        self.with_retries(place, path, |url| self.post_once(url, &body))
+    }
+
+    /// Runs `attempt` on some endpoint's URL for `path`, retrying transient failures: on
+    /// another endpoint at once while one is left untried for this request, else after the
+    /// backoff delay. Callers hold the concurrency permit through backoff waits, so an
+    /// overloaded server sees fewer requests while it recovers.
+    /// Returns the result and the URL that gave it.
+    fn with_retries<T>(
+        &self,
+        place: Place,
+        path: &str,
+        mut attempt_at: impl FnMut(&str) -> Result<T>,
+    ) -> Result<(T, String)> {
         let attempts = self.config.retry.max_attempts.max(1);
         let mut tried: Vec<usize> = Vec::new();
         let mut waits = 0;
@@ -251,7 +282,7 @@ impl OpenAiBackend {
             };
             let url = format!("{root}{path}");
             let index = lease.index;
-            let result = self.post_once(&url, &body);
+            let result = attempt_at(&url);
             drop(lease);
             match result {
                 Ok(v) => {
@@ -287,21 +318,54 @@ impl OpenAiBackend {
 
     /// `/tokenize` on the server root; `Ok(None)` when the server has none (404/405).
     fn server_tokenize(&self, text: &str) -> Result<Option<Vec<u32>>> {
-        let body = wire::tokenize_body(&self.config.model, text);
-        match self.post(Place::Root, "/tokenize", &body) {
-            Ok((v, url)) => {
-                wire::parse_tokens(&v)
-                    .map(Some)
-                    .map_err(|detail| BackendError::BadResponse {
-                        endpoint: url,
-                        detail,
-                    })
-            }
+        let body = TokenizeRequest {
+            model: self.config.model.clone(),
+            prompt: Some(text.into()),
+            content: Some(text.into()),
+            add_special: Some(false),
+            add_special_tokens: Some(false),
+        };
+        match self.post::<TokenizeResponse>(Place::Root, "/tokenize", &body) {
+            Ok((v, _)) => Ok(Some(v.tokens.iter().map(|t| t.id()).collect())),
             Err(BackendError::Http {
                 status: 404 | 405, ..
             }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+impl OpenAiBackend {
+    fn check_chat(&self, req: &ChatRequest) -> Result<()> {
+        convert::check_sampling(&req.sampling)?;
+        if req.messages.is_empty() {
+            return Err(BackendError::InvalidRequest("no messages".into()));
+        }
+        if req.prefill.is_some() && !self.config.assistant_prefill {
+            return Err(BackendError::unsupported("assistant prefill"));
+        }
+        Ok(())
+    }
+
+    /// A streamed request: connecting is retried as [`OpenAiBackend::post`] is; once the
+    /// server has answered 2xx its SSE stream is read to the end (or until the consumer
+    /// stops it, which closes the connection so the server stops generating).
+    fn stream(
+        &self,
+        place: Place,
+        path: &str,
+        body: &impl Serialize,
+        kind: sse::Kind,
+        on_event: &mut OnEvent<'_>,
+    ) -> Result<Completion> {
+        let started = Instant::now();
+        let body = serde_json::to_string(body)
+            .map_err(|e| BackendError::InvalidRequest(format!("request body: {e}")))?;
+        let _permit = self.limit.acquire();
+        let (resp, url) = self.with_retries(place, path, |url| {
+            self.send_once(url, &body, "text/event-stream")
+        })?;
+        sse::read_stream(resp.into_reader(), &url, kind, started, on_event)
     }
 }
 
@@ -317,10 +381,10 @@ impl LlmBackend for OpenAiBackend {
 
     fn complete(&self, req: &CompletionRequest) -> Result<Completion> {
         let started = Instant::now();
-        wire::check_sampling(&req.sampling)?;
-        let body = wire::completion_body(&self.config.model, req);
-        let (v, url) = self.post(Place::Api, "/completions", &body)?;
-        wire::parse_completion(&v, false, started.elapsed()).map_err(|detail| {
+        convert::check_sampling(&req.sampling)?;
+        let body = convert::completion_body(&self.config.model, req, false);
+        let (v, url) = self.post::<CompletionResponse>(Place::Api, "/completions", &body)?;
+        convert::text_completion(v, started.elapsed()).map_err(|detail| {
             BackendError::BadResponse {
                 endpoint: url,
                 detail,
@@ -330,21 +394,32 @@ impl LlmBackend for OpenAiBackend {
 
     fn chat(&self, req: &ChatRequest) -> Result<Completion> {
         let started = Instant::now();
-        wire::check_sampling(&req.sampling)?;
-        if req.messages.is_empty() {
-            return Err(BackendError::InvalidRequest("no messages".into()));
-        }
-        if req.prefill.is_some() && !self.config.assistant_prefill {
-            return Err(BackendError::unsupported("assistant prefill"));
-        }
-        let body = wire::chat_body(&self.config.model, req);
-        let (v, url) = self.post(Place::Api, "/chat/completions", &body)?;
-        wire::parse_completion(&v, true, started.elapsed()).map_err(|detail| {
+        self.check_chat(req)?;
+        let body = convert::chat_body(&self.config.model, req, false);
+        let (v, url) =
+            self.post::<ChatCompletionResponse>(Place::Api, "/chat/completions", &body)?;
+        convert::chat_completion(v, started.elapsed()).map_err(|detail| {
             BackendError::BadResponse {
                 endpoint: url,
                 detail,
             }
         })
+    }
+
+    fn complete_stream(
+        &self,
+        req: &CompletionRequest,
+        on_event: &mut OnEvent<'_>,
+    ) -> Result<Completion> {
+        convert::check_sampling(&req.sampling)?;
+        let body = convert::completion_body(&self.config.model, req, true);
+        self.stream(Place::Api, "/completions", &body, sse::Kind::Text, on_event)
+    }
+
+    fn chat_stream(&self, req: &ChatRequest, on_event: &mut OnEvent<'_>) -> Result<Completion> {
+        self.check_chat(req)?;
+        let body = convert::chat_body(&self.config.model, req, true);
+        self.stream(Place::Api, "/chat/completions", &body, sse::Kind::Chat, on_event)
     }
 
     fn count_tokens(&self, text: &str) -> Result<usize> {
@@ -363,14 +438,15 @@ impl LlmBackend for OpenAiBackend {
     }
 
     fn detokenize(&self, tokens: &[u32]) -> Result<String> {
-        let body = wire::detokenize_body(&self.config.model, tokens);
-        match self.post(Place::Root, "/detokenize", &body) {
-            Ok((v, url)) => {
-                wire::parse_detokenized(&v).map_err(|detail| BackendError::BadResponse {
-                    endpoint: url,
-                    detail,
-                })
-            }
+        let body = DetokenizeRequest {
+            model: self.config.model.clone(),
+            tokens: tokens.to_vec(),
+        };
+        match self.post::<DetokenizeResponse>(Place::Root, "/detokenize", &body) {
+            Ok((v, url)) => v.text().map(str::to_string).ok_or(BackendError::BadResponse {
+                endpoint: url,
+                detail: "no \"content\" or \"prompt\" text in the answer".into(),
+            }),
             Err(BackendError::Http {
                 status: 404 | 405, ..
             }) => Err(BackendError::unsupported(

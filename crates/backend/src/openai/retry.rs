@@ -78,16 +78,9 @@ impl RetryPolicy {
     }
 }
 
-/// Whether another attempt may succeed: connection failures, broken connections, 429 and 5xx.
-/// Context overflows, other 4xx, malformed bodies and timeouts are final (a timed-out
-/// generation would only time out again, at the server's expense).
+/// Whether another attempt may succeed at once ([`BackendError::is_transient`]).
 pub fn is_retryable(err: &BackendError) -> bool {
-    match err {
-        BackendError::Connect { .. } => true,
-        BackendError::Io { detail, .. } => !detail.contains("timed out"),
-        BackendError::Http { status, .. } => *status == 429 || (500..600).contains(status),
-        _ => false,
-    }
+    err.is_transient()
 }
 
 /// Whether the error says the endpoint itself is down (so other endpoints should be tried
