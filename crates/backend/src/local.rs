@@ -71,12 +71,17 @@ impl std::fmt::Debug for LocalBackend {
     }
 }
 
-fn overflow(needed: usize, limit: usize, policy: &str) -> BackendError {
+fn overflow(needed: usize, limit: usize, policy: &str, trained: usize) -> BackendError {
+    let what = if limit == trained {
+        format!("the model's trained context of {limit} tokens (policy '{policy}')")
+    } else {
+        format!("policy '{policy}''s limit of {limit} tokens")
+    };
     BackendError::ContextOverflow {
         endpoint: None,
         message: format!(
-            "the request needs {needed} tokens (prompt + max_tokens) but policy '{policy}' \
-             allows {limit}; truncate the input or use a long-context policy (or `auto`)"
+            "the request needs {needed} tokens (prompt + answer budget), which exceeds {what}; \
+             use a shorter input or a long-context policy (`auto` picks one)"
         ),
         needed: Some(needed),
         limit: Some(limit),
@@ -231,14 +236,14 @@ impl LocalBackend {
                 max_tokens,
                 capped_from: None,
                 reason: Some(format!(
-                    "auto: the prompt and answer exceed the {full_limit}-token trained context"
+                    "auto: the input exceeds the {full_limit}-token trained context"
                 )),
             });
         }
         if self.policy == "full" {
             let needed = prompt.saturating_add(max_tokens);
             if needed > full_limit {
-                return Err(overflow(needed, full_limit, "full"));
+                return Err(overflow(needed, full_limit, "full", ctx));
             }
         }
         Ok(Resolved {
@@ -295,6 +300,19 @@ impl LocalBackend {
         Ok((session, 0))
     }
 
+    fn session_err(&self, e: SessionError) -> BackendError {
+        match e {
+            SessionError::Model(ModelError::Policy(PolicyError::ContextExceeded {
+                policy,
+                needed,
+                limit,
+            })) => overflow(needed, limit, &policy, self.model.cfg.context_length),
+            SessionError::Sampling(e) => BackendError::InvalidRequest(e.to_string()),
+            SessionError::Cancelled => BackendError::Cancelled,
+            e => BackendError::Engine(e),
+        }
+    }
+
     /// Runs one request on a session, reporting to `on_event`.
     fn run(
         &self,
@@ -333,13 +351,13 @@ impl LocalBackend {
                 let done = cached + done;
                 on_event(StreamEvent::Prefill { done, total }) == Flow::Continue
             })
-            .map_err(session_err)?;
+            .map_err(|e| self.session_err(e))?;
         let prefill_time = started.elapsed();
         let g = session
             .generate(&params, |text| {
                 text.is_empty() || on_event(StreamEvent::Text(text)) == Flow::Continue
             })
-            .map_err(session_err)?;
+            .map_err(|e| self.session_err(e))?;
         let decode_time = started.elapsed().saturating_sub(prefill_time);
         if let Some(slot) = &self.prefix_cache {
             if let Ok(mut s) = slot.lock() {
@@ -367,18 +385,6 @@ impl LocalBackend {
     }
 }
 
-fn session_err(e: SessionError) -> BackendError {
-    match e {
-        SessionError::Model(ModelError::Policy(PolicyError::ContextExceeded {
-            policy,
-            needed,
-            limit,
-        })) => overflow(needed, limit, &policy),
-        SessionError::Sampling(e) => BackendError::InvalidRequest(e.to_string()),
-        SessionError::Cancelled => BackendError::Cancelled,
-        e => BackendError::Engine(e),
-    }
-}
 
 /// The engine's generation settings for a request. Unset OpenAI-style options are off (no
 /// top-k, no min-p, no repeat penalty), so local and remote sampling mean the same.

@@ -3,7 +3,9 @@
 mod bench;
 mod commands;
 mod passkey;
+mod progress;
 mod speed;
+mod talk;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -198,14 +200,14 @@ fn run(command: Command) -> anyhow::Result<()> {
             gen,
             chat,
             prompt,
-        } => commands::generate(&model, &gen, chat, &prompt),
-        Command::Chat { model, gen, system } => commands::chat(&model, &gen, system.as_deref()),
+        } => talk::generate(&model, &gen, chat, &prompt),
+        Command::Chat { model, gen, system } => talk::chat(&model, &gen, system.as_deref()),
         Command::Ask {
             model,
             gen,
             file,
             question,
-        } => commands::ask(&model, &gen, &file, &question),
+        } => talk::ask(&model, &gen, &file, &question),
         Command::Perplexity { model, file, ctx } => commands::perplexity(&model, &file, ctx),
         Command::BenchSpeed {
             model,

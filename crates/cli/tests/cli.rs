@@ -121,7 +121,7 @@ fn ask_picks_a_long_context_policy_past_the_trained_window() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o)
-            .contains("policy infllm (auto: the document exceeds the 8192-token trained context)"),
+            .contains("policy infllm (auto: the input exceeds the 8192-token trained context)"),
         "{}",
         stderr(&o)
     );
