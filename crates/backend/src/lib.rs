@@ -10,10 +10,10 @@ pub mod catalog;
 mod error;
 pub mod local;
 pub mod openai;
-pub mod wire;
 mod spec;
 mod truncate;
 mod types;
+pub mod wire;
 
 pub use error::{BackendError, Result, RetryAfter};
 pub use local::LocalBackend;

@@ -267,7 +267,11 @@ impl LocalBackend {
     }
 
     /// Tokens of a chat request as [`LlmBackend::chat`] feeds them.
-    pub fn chat_prompt_tokens(&self, messages: &[Message], prefill: Option<&str>) -> Result<Vec<u32>> {
+    pub fn chat_prompt_tokens(
+        &self,
+        messages: &[Message],
+        prefill: Option<&str>,
+    ) -> Result<Vec<u32>> {
         Ok(self.chat_tokens(&self.render_chat(messages, prefill)?))
     }
 
@@ -385,7 +389,6 @@ impl LocalBackend {
     }
 }
 
-
 /// The engine's generation settings for a request. Unset OpenAI-style options are off (no
 /// top-k, no min-p, no repeat penalty), so local and remote sampling mean the same.
 pub fn gen_params(s: &Sampling) -> Result<GenerateParams> {
@@ -477,8 +480,7 @@ impl LlmBackend for LocalBackend {
         let bos = self.special_text(self.model.tokenizer.bos());
         let eos = self.special_text(self.model.tokenizer.eos());
         let mut text =
-            chat::render_chat(self.model.chat_template.as_deref(), &msgs, true, &bos, &eos)
-?;
+            chat::render_chat(self.model.chat_template.as_deref(), &msgs, true, &bos, &eos)?;
         if let Some(p) = prefill {
             text.push_str(p);
         }

@@ -15,16 +15,11 @@ pub enum BackendSpec {
     OpenAi { endpoints: Vec<String> },
 }
 
-/// Checks an endpoint URL: `http://host[:port][/path]` (or `https://` with the `tls` feature).
+/// Checks an endpoint URL: `http://host[:port][/path]` or `https://…`.
 pub(crate) fn check_url(url: &str) -> Result<(), BackendError> {
     let rest = if let Some(r) = url.strip_prefix("http://") {
         r
     } else if let Some(r) = url.strip_prefix("https://") {
-        if !cfg!(feature = "tls") {
-            return Err(BackendError::Config(format!(
-                "{url}: https needs longctx-backend's `tls` feature"
-            )));
-        }
         r
     } else {
         return Err(BackendError::Config(format!(
@@ -133,8 +128,6 @@ mod tests {
             .unwrap_err()
             .contains("bad port"));
         assert!(parse("openai:http:///v1").unwrap_err().contains("no host"));
-        if !cfg!(feature = "tls") {
-            assert!(parse("openai:https://h/v1").unwrap_err().contains("tls"));
-        }
+        assert!(parse("openai:https://h/v1").is_ok());
     }
 }

@@ -450,9 +450,20 @@ mod tests {
         );
         assert_eq!(r.messages[2].content, None);
         assert_eq!(r.sampling.max_completion_tokens, Some(5));
-        assert_eq!(r.sampling.stop.clone().map(StopField::into_vec), Some(vec!["x".into()]));
-        assert_eq!((r.sampling.top_k, r.sampling.repetition_penalty), (Some(3), Some(1.1)));
-        assert_eq!(r.sampling.stream_options, Some(StreamOptions { include_usage: true }));
+        assert_eq!(
+            r.sampling.stop.clone().map(StopField::into_vec),
+            Some(vec!["x".into()])
+        );
+        assert_eq!(
+            (r.sampling.top_k, r.sampling.repetition_penalty),
+            (Some(3), Some(1.1))
+        );
+        assert_eq!(
+            r.sampling.stream_options,
+            Some(StreamOptions {
+                include_usage: true
+            })
+        );
         assert_eq!(r.longctx.policy.as_deref(), Some("infllm"));
         let image = MessageContent::Parts(vec![ContentPart {
             kind: "image_url".into(),
@@ -482,13 +493,28 @@ mod tests {
     fn stream_chunks_and_errors_of_both_servers_parse() {
         // vLLM's final usage chunk (no choices) and a content chunk with a null finish_reason.
         let c: ChatCompletionChunk = serde_json::from_str(r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":5,"total_tokens":7,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":3}}}"#).unwrap();
-        assert_eq!(c.usage.and_then(|u| u.prompt_tokens_details).map(|d| d.cached_tokens), Some(3));
+        assert_eq!(
+            c.usage
+                .and_then(|u| u.prompt_tokens_details)
+                .map(|d| d.cached_tokens),
+            Some(3)
+        );
         let c: ChatCompletionChunk = serde_json::from_str(r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"logprobs":null,"finish_reason":null}],"created":1,"id":"x","model":"m","object":"chat.completion.chunk"}"#).unwrap();
         assert_eq!(c.choices[0].delta.content.as_deref(), Some("Hi"));
         // llama.cpp's error envelope has a numeric code.
-        let e: ErrorEnvelope = serde_json::from_str(r#"{"error":{"code":400,"message":"bad","type":"invalid_request_error"}}"#).unwrap();
-        assert_eq!((e.error.kind.as_str(), e.error.code), ("invalid_request_error", Some(json!(400))));
-        let t: TokenizeResponse = serde_json::from_str(r#"{"tokens":[1,{"id":7,"piece":"a"}]}"#).unwrap();
-        assert_eq!(t.tokens.iter().map(WireToken::id).collect::<Vec<_>>(), vec![1, 7]);
+        let e: ErrorEnvelope = serde_json::from_str(
+            r#"{"error":{"code":400,"message":"bad","type":"invalid_request_error"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (e.error.kind.as_str(), e.error.code),
+            ("invalid_request_error", Some(json!(400)))
+        );
+        let t: TokenizeResponse =
+            serde_json::from_str(r#"{"tokens":[1,{"id":7,"piece":"a"}]}"#).unwrap();
+        assert_eq!(
+            t.tokens.iter().map(WireToken::id).collect::<Vec<_>>(),
+            vec![1, 7]
+        );
     }
 }

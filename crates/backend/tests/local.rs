@@ -252,9 +252,14 @@ fn streaming_reports_the_plan_prefill_and_text_of_the_whole_answer() {
     );
     // One progress report per 16-token chunk, ending at the whole prompt.
     assert_eq!(seen.prefill.len(), c.prompt_tokens.div_ceil(16));
-    assert_eq!(seen.prefill.last(), Some(&(c.prompt_tokens, c.prompt_tokens)));
+    assert_eq!(
+        seen.prefill.last(),
+        Some(&(c.prompt_tokens, c.prompt_tokens))
+    );
     assert_eq!(c.policy.as_deref(), Some("full"));
-    assert!(c.prefill_time > std::time::Duration::ZERO && c.latency >= c.prefill_time + c.decode_time);
+    assert!(
+        c.prefill_time > std::time::Duration::ZERO && c.latency >= c.prefill_time + c.decode_time
+    );
 }
 
 #[test]
@@ -291,7 +296,10 @@ fn auto_caps_an_absurd_answer_budget_instead_of_leaving_full_attention() {
     let (_, seen) = stream(&b, &ChatRequest::user(long, Sampling::greedy(4)), |_| true);
     let plan = &seen.plans[0];
     assert_eq!(plan.policy.as_deref(), Some("infllm"));
-    assert!(plan.policy_reason.as_deref().unwrap_or("").contains("8192"), "{plan:?}");
+    assert!(
+        plan.policy_reason.as_deref().unwrap_or("").contains("8192"),
+        "{plan:?}"
+    );
 }
 
 #[test]

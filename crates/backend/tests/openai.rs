@@ -99,7 +99,9 @@ fn sse_answer(pieces: &[String], c: &longctx_backend::Completion, chat: bool) ->
 fn engine_answer(
     stream: bool,
     chat: bool,
-    run: impl FnOnce(&mut longctx_backend::OnEvent<'_>) -> longctx_backend::Result<longctx_backend::Completion>,
+    run: impl FnOnce(
+        &mut longctx_backend::OnEvent<'_>,
+    ) -> longctx_backend::Result<longctx_backend::Completion>,
 ) -> longctx_backend::Result<Reply> {
     let mut pieces = Vec::new();
     let c = run(&mut |e| {
@@ -109,7 +111,8 @@ fn engine_answer(
         longctx_backend::Flow::Continue
     })?;
     Ok(if stream {
-        Reply::raw(200, sse_answer(&pieces, &c, chat)).with_header("Content-Type", "text/event-stream")
+        Reply::raw(200, sse_answer(&pieces, &c, chat))
+            .with_header("Content-Type", "text/event-stream")
     } else {
         Reply::json(200, answer(&c, chat))
     })
@@ -284,7 +287,11 @@ fn streamed_answers_equal_whole_ones_and_carry_usage() {
     assert_eq!(pieces.concat(), whole.text);
     assert!(pieces.len() > 2, "{pieces:?}");
     assert_eq!(
-        (streamed.finish, streamed.prompt_tokens, streamed.completion_tokens),
+        (
+            streamed.finish,
+            streamed.prompt_tokens,
+            streamed.completion_tokens
+        ),
         (whole.finish, whole.prompt_tokens, whole.completion_tokens)
     );
     let comp = CompletionRequest {
@@ -302,7 +309,9 @@ fn streamed_answers_equal_whole_ones_and_carry_usage() {
         .unwrap();
     assert_eq!(sent["stream_options"], json!({"include_usage": true}));
     assert_eq!(
-        reqs.iter().find(|r| r.json()["stream"] == true).and_then(|r| r.header("Accept")),
+        reqs.iter()
+            .find(|r| r.json()["stream"] == true)
+            .and_then(|r| r.header("Accept")),
         Some("text/event-stream")
     );
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use longctx_backend::catalog;
 use longctx_backend::{BackendSpec, LlmBackend, LocalBackend, OpenAiBackend};
 use longctx_bench::report::{self, RULER_THRESHOLD};
 use longctx_bench::runner::{
@@ -16,7 +17,6 @@ use longctx_bench::runner::{
 };
 use longctx_bench::store::{RunRecord, Store};
 use longctx_bench::{export, Sample};
-use longctx_backend::catalog;
 use sha2::{Digest, Sha256};
 
 use crate::commands::resolve_model;

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use longctx_engine::tokenizer::Tokenizer;
 use longctx_backend::catalog;
 use longctx_engine::gguf::GgufFile;
 use longctx_engine::perplexity::{full_policy, perplexity as compute_ppl};
 use longctx_engine::policy::{build_policy, CachePolicy, ModelFacts, REGISTRY};
+use longctx_engine::tokenizer::Tokenizer;
 use longctx_engine::Model;
 
 use crate::ModelArgs;

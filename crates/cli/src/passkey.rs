@@ -11,13 +11,13 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use longctx_backend::catalog;
 use longctx_bench::journal::Journal;
 use longctx_bench::tasks::passkey::{
     generate_sample, PasskeyCase, PasskeyOutcome, PasskeyRecord, PasskeyRunKey, GENERATOR_VERSION,
     INFO,
 };
 use longctx_bench::{find_task, Metric};
-use longctx_backend::catalog;
 use longctx_engine::policy::{build_policy, parse_options, ModelFacts, PolicyError, REGISTRY};
 use longctx_engine::sampling::SamplingParams;
 use longctx_engine::{GenerateParams, Model, Session};

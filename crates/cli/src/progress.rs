@@ -45,10 +45,8 @@ impl PrefillProgress {
         }
         if self.terminal {
             let bar = self.bar.get_or_insert_with(|| {
-                let bar = ProgressBar::with_draw_target(
-                    Some(total as u64),
-                    ProgressDrawTarget::stderr(),
-                );
+                let bar =
+                    ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
                 bar.set_style(
                     ProgressStyle::with_template(
                         "{msg} [{bar:30}] {pos}/{len} tokens ({per_sec}, eta {eta})",

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use longctx_backend::{
-    local::gen_params, ChatRequest, Completion, CompletionRequest, Flow, LlmBackend,
-    LocalBackend, Message, OnEvent, RunPlan, Sampling, StreamEvent,
+    local::gen_params, ChatRequest, Completion, CompletionRequest, Flow, LlmBackend, LocalBackend,
+    Message, OnEvent, RunPlan, Sampling, StreamEvent,
 };
 
 use crate::commands::{read_text, setup_threads};
@@ -93,7 +93,11 @@ fn stream_to_terminal(
             StreamEvent::Text(text) => {
                 progress.finish();
                 // A closed stdout (e.g. `| head`) stops the generation.
-                if out.write_all(text.as_bytes()).and_then(|_| out.flush()).is_err() {
+                if out
+                    .write_all(text.as_bytes())
+                    .and_then(|_| out.flush())
+                    .is_err()
+                {
                     return Flow::Stop;
                 }
             }

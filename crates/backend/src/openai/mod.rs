@@ -10,6 +10,8 @@ pub mod overflow;
 pub mod retry;
 mod sse;
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -27,6 +29,37 @@ use crate::{
     BackendError, BackendInfo, Capabilities, ChatRequest, Completion, CompletionRequest,
     LlmBackend, OnEvent, Result,
 };
+
+/// The environment variable naming a PEM file of extra CAs ([`OpenAiConfig::ca_file`]).
+pub const CA_FILE_ENV: &str = "LONGCTX_CA_FILE";
+
+/// TLS settings trusting the built-in web roots plus the certificates in `ca_file`.
+fn tls_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let bad = |detail: String| BackendError::Config(format!("{}: {detail}", ca_file.display()));
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let certs = CertificateDer::pem_file_iter(ca_file)
+        .map_err(|e| bad(format!("cannot read certificates: {e}")))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("not a PEM certificate file: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad("no certificate in the file".into()));
+    }
+    for cert in certs {
+        roots
+            .add(cert)
+            .map_err(|e| bad(format!("unusable certificate: {e}")))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
 
 /// Settings of an [`OpenAiBackend`].
 #[derive(Clone, Debug, PartialEq)]
@@ -53,6 +86,9 @@ pub struct OpenAiConfig {
     /// Whether the server continues a final assistant message ([`ChatRequest::prefill`]).
     /// vLLM does with `continue_final_message` (sent), recent llama.cpp servers always do.
     pub assistant_prefill: bool,
+    /// A PEM file of extra certificate authorities to trust for `https://` endpoints (e.g. a
+    /// self-signed server), besides the built-in web roots. Defaults to `$LONGCTX_CA_FILE`.
+    pub ca_file: Option<PathBuf>,
     /// When the server has no `/tokenize`, count tokens as ⌈UTF-8 bytes / 4⌉ (OpenAI's rule of
     /// thumb for English) instead of failing with [`BackendError::Unsupported`]. Off by default:
     /// the estimate can be far off for code and non-English text.
@@ -62,7 +98,7 @@ pub struct OpenAiConfig {
 impl OpenAiConfig {
     /// Defaults: key from `OPENAI_API_KEY`, 10 s connect and 600 s read timeouts,
     /// [`RetryPolicy::default`], 4 concurrent requests, 30 s endpoint cool-down, prefill on,
-    /// no token estimate.
+    /// extra CAs from `$LONGCTX_CA_FILE`, no token estimate.
     pub fn new(endpoints: Vec<String>, model: impl Into<String>) -> OpenAiConfig {
         OpenAiConfig {
             endpoints,
@@ -76,6 +112,7 @@ impl OpenAiConfig {
             context_window: 0,
             max_output_tokens: 0,
             assistant_prefill: true,
+            ca_file: std::env::var_os(CA_FILE_ENV).map(PathBuf::from),
             estimate_tokens: false,
         }
     }
@@ -134,11 +171,14 @@ impl OpenAiBackend {
         let api_key = std::env::var(&config.api_key_env)
             .ok()
             .filter(|k| !k.trim().is_empty());
-        let agent = ureq::AgentBuilder::new()
+        let mut agent = ureq::AgentBuilder::new()
             .timeout_connect(config.connect_timeout)
             .timeout_read(config.read_timeout)
-            .timeout_write(config.read_timeout)
-            .build();
+            .timeout_write(config.read_timeout);
+        if let Some(ca) = &config.ca_file {
+            agent = agent.tls_config(tls_config(ca)?);
+        }
+        let agent = agent.build();
         let info = BackendInfo {
             model_id: config.model.clone(),
             context_window: config.context_window,
@@ -384,11 +424,9 @@ impl LlmBackend for OpenAiBackend {
         convert::check_sampling(&req.sampling)?;
         let body = convert::completion_body(&self.config.model, req, false);
         let (v, url) = self.post::<CompletionResponse>(Place::Api, "/completions", &body)?;
-        convert::text_completion(v, started.elapsed()).map_err(|detail| {
-            BackendError::BadResponse {
-                endpoint: url,
-                detail,
-            }
+        convert::text_completion(v, started.elapsed()).map_err(|detail| BackendError::BadResponse {
+            endpoint: url,
+            detail,
         })
     }
 
@@ -398,11 +436,9 @@ impl LlmBackend for OpenAiBackend {
         let body = convert::chat_body(&self.config.model, req, false);
         let (v, url) =
             self.post::<ChatCompletionResponse>(Place::Api, "/chat/completions", &body)?;
-        convert::chat_completion(v, started.elapsed()).map_err(|detail| {
-            BackendError::BadResponse {
-                endpoint: url,
-                detail,
-            }
+        convert::chat_completion(v, started.elapsed()).map_err(|detail| BackendError::BadResponse {
+            endpoint: url,
+            detail,
         })
     }
 
@@ -419,7 +455,13 @@ impl LlmBackend for OpenAiBackend {
     fn chat_stream(&self, req: &ChatRequest, on_event: &mut OnEvent<'_>) -> Result<Completion> {
         self.check_chat(req)?;
         let body = convert::chat_body(&self.config.model, req, true);
-        self.stream(Place::Api, "/chat/completions", &body, sse::Kind::Chat, on_event)
+        self.stream(
+            Place::Api,
+            "/chat/completions",
+            &body,
+            sse::Kind::Chat,
+            on_event,
+        )
     }
 
     fn count_tokens(&self, text: &str) -> Result<usize> {
@@ -443,10 +485,13 @@ impl LlmBackend for OpenAiBackend {
             tokens: tokens.to_vec(),
         };
         match self.post::<DetokenizeResponse>(Place::Root, "/detokenize", &body) {
-            Ok((v, url)) => v.text().map(str::to_string).ok_or(BackendError::BadResponse {
-                endpoint: url,
-                detail: "no \"content\" or \"prompt\" text in the answer".into(),
-            }),
+            Ok((v, url)) => v
+                .text()
+                .map(str::to_string)
+                .ok_or(BackendError::BadResponse {
+                    endpoint: url,
+                    detail: "no \"content\" or \"prompt\" text in the answer".into(),
+                }),
             Err(BackendError::Http {
                 status: 404 | 405, ..
             }) => Err(BackendError::unsupported(

@@ -38,15 +38,33 @@ fn parse_chunk(
     url: &str,
     c: &mut Completion,
 ) -> Result<(Option<String>, Option<String>)> {
-    let v: Value = serde_json::from_str(data)
-        .map_err(|e| bad(url, format!("stream chunk is not JSON ({e}): {}", super::snippet(data, 200))))?;
+    let v: Value = serde_json::from_str(data).map_err(|e| {
+        bad(
+            url,
+            format!(
+                "stream chunk is not JSON ({e}): {}",
+                super::snippet(data, 200)
+            ),
+        )
+    })?;
     if v.get("error").is_some() {
         let message = serde_json::from_value::<ErrorEnvelope>(v.clone())
             .map(|e| e.error.message)
             .unwrap_or_else(|_| super::snippet(data, 300));
-        return Err(bad(url, format!("the server reported an error mid-stream: {message}")));
+        return Err(bad(
+            url,
+            format!("the server reported an error mid-stream: {message}"),
+        ));
     }
-    let unexpected = |e: serde_json::Error| bad(url, format!("unexpected stream chunk ({e}): {}", super::snippet(data, 200)));
+    let unexpected = |e: serde_json::Error| {
+        bad(
+            url,
+            format!(
+                "unexpected stream chunk ({e}): {}",
+                super::snippet(data, 200)
+            ),
+        )
+    };
     match kind {
         Kind::Chat => {
             let chunk: ChatCompletionChunk = serde_json::from_value(v).map_err(unexpected)?;
@@ -96,7 +114,10 @@ pub fn read_stream(
             break;
         }
         if n as u64 > MAX_LINE_BYTES {
-            return Err(bad(url, format!("a stream line is longer than {MAX_LINE_BYTES} bytes")));
+            return Err(bad(
+                url,
+                format!("a stream line is longer than {MAX_LINE_BYTES} bytes"),
+            ));
         }
         let Some(data) = line.trim_end_matches(['\r', '\n']).strip_prefix("data:") else {
             continue; // comments (`:` pings), blank lines, `event:`/`id:`/`retry:` fields
@@ -140,12 +161,18 @@ mod tests {
 
     fn read(body: &str, kind: Kind) -> (Result<Completion>, Vec<String>) {
         let mut seen = Vec::new();
-        let r = read_stream(body.as_bytes(), "http://x/v1", kind, Instant::now(), &mut |e| {
-            if let StreamEvent::Text(t) = e {
-                seen.push(t.to_string());
-            }
-            Flow::Continue
-        });
+        let r = read_stream(
+            body.as_bytes(),
+            "http://x/v1",
+            kind,
+            Instant::now(),
+            &mut |e| {
+                if let StreamEvent::Text(t) = e {
+                    seen.push(t.to_string());
+                }
+                Flow::Continue
+            },
+        );
         (r, seen)
     }
 
@@ -163,7 +190,13 @@ mod tests {
         let c = r.unwrap();
         assert_eq!(seen, vec!["Par", "is"]);
         assert_eq!(
-            (c.text.as_str(), c.finish, c.prompt_tokens, c.completion_tokens, c.cached_tokens),
+            (
+                c.text.as_str(),
+                c.finish,
+                c.prompt_tokens,
+                c.completion_tokens,
+                c.cached_tokens
+            ),
             ("Paris", FinishReason::Length, 9, 2, 4)
         );
     }
@@ -172,10 +205,16 @@ mod tests {
     fn text_stream_and_broken_streams() {
         let body = "data: {\"choices\":[{\"text\":\" one\",\"finish_reason\":null}]}\n\ndata: {\"choices\":[{\"text\":\"\",\"finish_reason\":\"stop\"}]}\n\n";
         let (r, seen) = read(body, Kind::Text);
-        assert_eq!((r.unwrap().text, seen), (" one".to_string(), vec![" one".to_string()]));
+        assert_eq!(
+            (r.unwrap().text, seen),
+            (" one".to_string(), vec![" one".to_string()])
+        );
         let (r, _) = read("data: {\"choices\":[{\"text\":\"a\"}]}\n\n", Kind::Text);
         assert!(r.unwrap_err().to_string().contains("ended before"));
-        let (r, _) = read("data: {\"error\":{\"message\":\"boom\",\"type\":\"server_error\"}}\n\n", Kind::Chat);
+        let (r, _) = read(
+            "data: {\"error\":{\"message\":\"boom\",\"type\":\"server_error\"}}\n\n",
+            Kind::Chat,
+        );
         assert!(r.unwrap_err().to_string().contains("mid-stream: boom"));
         let (r, _) = read("data: nope\n\n", Kind::Chat);
         assert!(r.unwrap_err().to_string().contains("not JSON"));
@@ -185,10 +224,16 @@ mod tests {
     fn the_consumer_can_stop_the_stream() {
         let body = "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n";
         let mut n = 0;
-        let r = read_stream(body.as_bytes(), "u", Kind::Chat, Instant::now(), &mut |_| {
-            n += 1;
-            Flow::Stop
-        });
+        let r = read_stream(
+            body.as_bytes(),
+            "u",
+            Kind::Chat,
+            Instant::now(),
+            &mut |_| {
+                n += 1;
+                Flow::Stop
+            },
+        );
         assert!(matches!(r, Err(BackendError::Cancelled)));
         assert_eq!(n, 1);
     }
