@@ -572,3 +572,22 @@ fn concurrency_is_limited_across_threads() {
     assert_eq!(server.hits(), 6);
     assert_eq!(gauge.peak.load(Ordering::SeqCst), 2);
 }
+
+#[test]
+fn served_models_are_listed() {
+    let server = TestServer::start(|req| {
+        Some(match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/v1/models") => Reply::raw(
+                200,
+                r#"{"object":"list","data":[{"id":"Qwen/Qwen2.5-7B-Instruct","object":"model","created":1,"owned_by":"vllm","root":"Qwen/Qwen2.5-7B-Instruct","max_model_len":32768,"permission":[]}]}"#,
+            ),
+            _ => Reply::raw(404, "File Not Found"),
+        })
+    });
+    let models = client(vec![server.base()]).served_models().unwrap();
+    assert_eq!(models.len(), 1);
+    assert_eq!(
+        (models[0].id.as_str(), models[0].max_model_len),
+        ("Qwen/Qwen2.5-7B-Instruct", Some(32768))
+    );
+}

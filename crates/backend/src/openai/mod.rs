@@ -23,7 +23,7 @@ pub use retry::RetryPolicy;
 
 use crate::wire::{
     ChatCompletionResponse, CompletionResponse, DetokenizeRequest, DetokenizeResponse,
-    TokenizeRequest, TokenizeResponse,
+    ModelEntry, ModelList, TokenizeRequest, TokenizeResponse,
 };
 use crate::{
     BackendError, BackendInfo, Capabilities, ChatRequest, Completion, CompletionRequest,
@@ -209,17 +209,25 @@ impl OpenAiBackend {
         self.pool.endpoints()
     }
 
-    /// One POST, no retries; a 2xx answer is returned unread. Errors name the URL.
-    fn send_once(&self, url: &str, body: &str, accept: &str) -> Result<ureq::Response> {
-        let mut req = self
-            .agent
-            .post(url)
-            .set("Content-Type", "application/json")
-            .set("Accept", accept);
+    /// One POST (or a GET without `body`), no retries; a 2xx answer is returned unread.
+    /// Errors name the URL.
+    fn send_once(&self, url: &str, body: Option<&str>, accept: &str) -> Result<ureq::Response> {
+        let mut req = match body {
+            Some(_) => self
+                .agent
+                .post(url)
+                .set("Content-Type", "application/json"),
+            None => self.agent.get(url),
+        }
+        .set("Accept", accept);
         if let Some(key) = &self.api_key {
             req = req.set("Authorization", &format!("Bearer {key}"));
         }
-        match req.send_string(body) {
+        let sent = match body {
+            Some(b) => req.send_string(b),
+            None => req.call(),
+        };
+        match sent {
             Ok(resp) => Ok(resp),
             Err(ureq::Error::Status(status, resp)) => {
                 let retry_after = resp
@@ -266,8 +274,8 @@ impl OpenAiBackend {
         }
     }
 
-    /// One POST whose whole answer is read as JSON of type `T`.
-    fn post_once<T: DeserializeOwned>(&self, url: &str, body: &str) -> Result<T> {
+    /// One POST (GET without `body`) whose whole answer is read as JSON of type `T`.
+    fn post_once<T: DeserializeOwned>(&self, url: &str, body: Option<&str>) -> Result<T> {
         let resp = self.send_once(url, body, "application/json")?;
         let text = resp.into_string().map_err(|e| BackendError::Io {
             endpoint: url.to_string(),
@@ -293,7 +301,7 @@ impl OpenAiBackend {
         let body = serde_json::to_string(body)
             .map_err(|e| BackendError::InvalidRequest(format!("request body: {e}")))?;
         let _permit = self.limit.acquire();
-        self.with_retries(place, path, |url| self.post_once(url, &body))
+        self.with_retries(place, path, |url| self.post_once(url, Some(&body)))
     }
 
     /// Runs `attempt` on some endpoint's URL for `path`, retrying transient failures: on
@@ -356,6 +364,16 @@ impl OpenAiBackend {
         })
     }
 
+    /// The models the server serves (`GET {base}/models`), e.g. to name a run after the
+    /// served model.
+    pub fn served_models(&self) -> Result<Vec<ModelEntry>> {
+        let _permit = self.limit.acquire();
+        let (list, _) = self.with_retries(Place::Api, "/models", |url| {
+            self.post_once::<ModelList>(url, None)
+        })?;
+        Ok(list.data)
+    }
+
     /// `/tokenize` on the server root; `Ok(None)` when the server has none (404/405).
     fn server_tokenize(&self, text: &str) -> Result<Option<Vec<u32>>> {
         let body = TokenizeRequest {
@@ -403,7 +421,7 @@ impl OpenAiBackend {
             .map_err(|e| BackendError::InvalidRequest(format!("request body: {e}")))?;
         let _permit = self.limit.acquire();
         let (resp, url) = self.with_retries(place, path, |url| {
-            self.send_once(url, &body, "text/event-stream")
+            self.send_once(url, Some(&body), "text/event-stream")
         })?;
         sse::read_stream(resp.into_reader(), &url, kind, started, on_event)
     }
