@@ -54,6 +54,20 @@ pub trait LlmBackend: Send + Sync {
         report_whole(self.chat(req)?, on_event)
     }
 
+    /// The longest prompt + answer the model reads well in one call: its trained context
+    /// locally (whatever the KV policy lets it hold), the configured window remotely;
+    /// `None` when unknown. Pipelines size their chunks from it.
+    fn reading_window(&self) -> Option<usize> {
+        let w = self.info().context_window;
+        (w > 0 && w < usize::MAX).then_some(w)
+    }
+
+    /// How many requests are worth sending at once (1 for the engine in this process, which
+    /// already uses every core for one request; the concurrency limit for servers).
+    fn parallelism(&self) -> usize {
+        1
+    }
+
     /// Tokens `text` is in the model's vocabulary (no BOS/EOS added).
     fn count_tokens(&self, text: &str) -> Result<usize>;
 

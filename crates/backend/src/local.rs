@@ -454,6 +454,10 @@ impl LlmBackend for LocalBackend {
         self.run(&tokens, &req.sampling, req.instruction.as_deref(), on_event)
     }
 
+    fn reading_window(&self) -> Option<usize> {
+        Some(self.full_limit.unwrap_or(self.model.cfg.context_length))
+    }
+
     fn count_tokens(&self, text: &str) -> Result<usize> {
         Ok(self.model.tokenizer.encode(text, false, false).len())
     }

@@ -99,12 +99,16 @@ enum Command {
         model: ModelArgs,
         #[command(flatten)]
         gen: GenArgs,
-        /// The document (UTF-8 text).
-        #[arg(long)]
-        file: std::path::PathBuf,
+        #[command(flatten)]
+        reading: talk::ReadingArgs,
+        /// The document (UTF-8 text); repeat for several documents.
+        #[arg(long, required = true)]
+        file: Vec<std::path::PathBuf>,
         /// The question.
         question: String,
     },
+    /// List the reading methods of `ask --method` with their options and defaults.
+    Methods,
     /// Perplexity of a text file, computed as llama.cpp's llama-perplexity does.
     Perplexity {
         #[command(flatten)]
@@ -205,9 +209,11 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Ask {
             model,
             gen,
+            reading,
             file,
             question,
-        } => talk::ask(&model, &gen, &file, &question),
+        } => talk::ask(&model, &gen, &reading, &file, &question),
+        Command::Methods => talk::methods(),
         Command::Perplexity { model, file, ctx } => commands::perplexity(&model, &file, ctx),
         Command::BenchSpeed {
             model,

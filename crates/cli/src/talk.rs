@@ -1,13 +1,18 @@
-//! `generate`, `chat` and `ask`: the commands that talk to the model, all through the
-//! backend's [`LocalBackend`] (the one road to the model), streamed to the terminal.
+//! `generate`, `chat`, `ask` and `methods`: the commands that talk to the model, all through
+//! the backend's [`LocalBackend`] (the one road to the model), streamed to the terminal;
+//! `ask` reads through a method of `longctx-pipelines`.
 
 use std::io::{BufRead, Write};
-use std::path::Path;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use longctx_backend::{
     local::gen_params, ChatRequest, Completion, CompletionRequest, Flow, LlmBackend, LocalBackend,
     Message, OnEvent, RunPlan, Sampling, StreamEvent,
+};
+use longctx_pipelines::{
+    find_method, resolve_method, run_method, Document, Options, Progress, Query, Trace,
+    AUTO_LONG_METHOD, METHODS,
 };
 
 use crate::commands::{read_text, setup_threads};
@@ -161,26 +166,152 @@ pub fn chat(args: &ModelArgs, g: &GenArgs, system: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// The user message `ask` sends: the document, then the question.
-pub fn ask_prompt(document: &str, question: &str) -> String {
-    format!("{document}\n\nAnswer the question about the document above.\nQuestion: {question}")
+/// How `ask` reads the documents.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ReadingArgs {
+    /// Reading method (see `longctx methods`); `auto` = `direct` when the documents fit the
+    /// model's window, else a method that reads them in pieces.
+    #[arg(long, default_value = "auto")]
+    pub method: String,
+    /// Method options, `key=value,key=value`.
+    #[arg(long = "method-opt", default_value = "")]
+    pub method_opt: String,
+    /// Write every intermediate step (chunks, map outputs, memories, retrieved units) to this
+    /// JSON file.
+    #[arg(long)]
+    pub trace: Option<std::path::PathBuf>,
 }
 
-pub fn ask(args: &ModelArgs, g: &GenArgs, file: &Path, question: &str) -> Result<()> {
+pub fn methods() -> Result<()> {
+    for m in METHODS {
+        println!("{:<12} {}", m.name, m.summary);
+        for o in m.options {
+            println!("    {:<14} default {:<10} {}", o.name, o.default, o.help);
+        }
+    }
+    println!(
+        "{:<12} direct when the documents fit the model's window, else {AUTO_LONG_METHOD}",
+        "auto"
+    );
+    Ok(())
+}
+
+pub fn ask(
+    args: &ModelArgs,
+    g: &GenArgs,
+    reading: &ReadingArgs,
+    files: &[PathBuf],
+    question: &str,
+) -> Result<()> {
     if question.trim().is_empty() {
         bail!("the question is empty");
     }
-    let document = read_text(file)?;
+    let mut documents = Vec::new();
+    for f in files {
+        documents.push(Document {
+            name: f.file_name().map_or_else(
+                || f.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+            text: read_text(f)?,
+        });
+    }
+    find_method_or_auto(&reading.method)?;
     let sampling = sampling(g)?;
     let backend = open_backend(args)?;
-    let req = ChatRequest {
-        messages: vec![Message::user(ask_prompt(&document, question))],
-        prefill: None,
+    let query = Query {
+        documents,
+        question: question.trim().to_string(),
         sampling,
-        // Instruction-aware policies (citrus) score the document by the question's attention.
-        instruction: Some(question.trim().to_string()),
     };
-    stream_to_terminal(Announce::Plan, |on| backend.chat_stream(&req, on))
-        .with_context(|| format!("answering about {}", file.display()))?;
+    let method = resolve_method(&reading.method, &backend, &query)?;
+    // Options are checked before any model call.
+    Options::parse(find_method(method)?, &reading.method_opt)?;
+    if method != "direct" || reading.method != "auto" {
+        let why = if reading.method == "auto" {
+            " (auto: the documents do not fit the model's window in one call)"
+        } else {
+            ""
+        };
+        eprintln!("[method {method}{why}]");
+    }
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let answer = if method == "direct" {
+        // One call: stream it with the policy and prefill progress as `ask` always showed.
+        let req = ChatRequest {
+            messages: vec![Message::user(longctx_pipelines::direct_prompt(&query))],
+            prefill: None,
+            sampling: query.sampling.clone(),
+            // Instruction-aware policies (citrus) score the document by the question's attention.
+            instruction: Some(query.question.clone()),
+        };
+        let c = stream_to_terminal(Announce::Plan, |on| backend.chat_stream(&req, on))
+            .with_context(|| format!("answering about {}", names.join(", ")))?;
+        let mut trace = Trace {
+            method: "direct".into(),
+            ..Trace::default()
+        };
+        trace.push(
+            "answer",
+            0,
+            Some(c.prompt_tokens),
+            &c.text,
+            serde_json::Value::Null,
+        );
+        trace
+    } else {
+        run_pipeline(&backend, method, &reading.method_opt, &query)
+            .with_context(|| format!("answering about {}", names.join(", ")))?
+    };
+    if let Some(path) = &reading.trace {
+        let json = serde_json::to_string_pretty(&answer)?;
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("[trace written to {}]", path.display());
+    }
     Ok(())
+}
+
+/// The method named on the command line (`None` for `auto`), checked before the model loads.
+fn find_method_or_auto(name: &str) -> Result<()> {
+    if name != "auto" {
+        find_method(name)?;
+    }
+    Ok(())
+}
+
+/// Runs a multi-call method, showing its steps on stderr and streaming the final answer.
+fn run_pipeline(
+    backend: &LocalBackend,
+    method: &str,
+    options: &str,
+    query: &Query,
+) -> Result<Trace> {
+    let mut out = std::io::stdout().lock();
+    let mut last_line = std::time::Instant::now();
+    let started = std::time::Instant::now();
+    let answer = run_method(method, options, backend, query, &mut |p| match p {
+        Progress::Step { phase, done, total } => {
+            if done == total || last_line.elapsed().as_secs() >= 1 {
+                last_line = std::time::Instant::now();
+                eprintln!(
+                    "[{phase} {done}/{total}, {:.0} s]",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            true
+        }
+        Progress::AnswerText(t) => out
+            .write_all(t.as_bytes())
+            .and_then(|_| out.flush())
+            .is_ok(),
+    })?;
+    let _ = writeln!(out);
+    eprintln!(
+        "[{} calls, {} prompt + {} generated tokens, {:.0} s]",
+        answer.calls,
+        answer.prompt_tokens,
+        answer.completion_tokens,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(answer.trace)
 }

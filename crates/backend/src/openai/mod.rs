@@ -482,6 +482,10 @@ impl LlmBackend for OpenAiBackend {
         )
     }
 
+    fn parallelism(&self) -> usize {
+        self.config.max_concurrency
+    }
+
     fn count_tokens(&self, text: &str) -> Result<usize> {
         match self.server_tokenize(text)? {
             Some(t) => Ok(t.len()),
