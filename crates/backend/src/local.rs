@@ -276,9 +276,17 @@ impl LlmBackend for LocalBackend {
     /// The prompt is tokenized as plain text (BOS added as the vocabulary says; special-token
     /// text such as `<|im_start|>` is not parsed), like the CLI's `generate`.
     fn complete(&self, req: &CompletionRequest) -> Result<Completion> {
+        self.complete_with_instruction(req, None)
+    }
+
+    fn complete_with_instruction(
+        &self,
+        req: &CompletionRequest,
+        instruction: Option<&str>,
+    ) -> Result<Completion> {
         let started = Instant::now();
         let tokens = self.model.tokenizer.encode(&req.prompt, true, false);
-        self.run(&tokens, &req.sampling, None, started)
+        self.run(&tokens, &req.sampling, instruction, started)
     }
 
     fn chat(&self, req: &ChatRequest) -> Result<Completion> {
