@@ -494,4 +494,32 @@ mod tests {
         let sample = generate_sample(&case, &|_: &str| 50).unwrap();
         assert_eq!(sample.filler_count, 50);
     }
+
+    #[test]
+    fn the_task_generates_the_cases_with_room_for_the_answer() {
+        let mut cfg = GenConfig::new(512, &[10, 50], 2);
+        cfg.max_new_tokens = Some(8);
+        let samples = generate(&cfg, &words).unwrap();
+        let ids: Vec<&str> = samples.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "passkey/512/10/0",
+                "passkey/512/50/0",
+                "passkey/512/10/1",
+                "passkey/512/50/1"
+            ]
+        );
+        // All but the last answer token fit with the prompt: the same sample as the
+        // generator's own with a counter charging 7 more tokens.
+        let seven_more = |t: &str| words(t) + 7;
+        let case = generate_sample(&PasskeyCase::new(512, 50, 0, 0).unwrap(), &seven_more).unwrap();
+        let s = &samples[1];
+        assert_eq!(s.prompt, case.prompt);
+        assert_eq!(s.answers, [GOLDEN_KEYS[0].to_string()]);
+        assert_eq!(s.meta["passkey"], GOLDEN_KEYS[0]);
+        assert_eq!((s.chat, s.max_new_tokens), (false, 8));
+        assert_eq!(s.question, INSTRUCTION);
+        assert_eq!(TASKS[0].max_new_tokens(), MAX_NEW_TOKENS);
+    }
 }
