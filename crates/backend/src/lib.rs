@@ -68,6 +68,16 @@ pub trait LlmBackend: Send + Sync {
         1
     }
 
+    /// Raw completion plus the question alone for query-aware KV-cache policies (CItruS), as
+    /// [`ChatRequest::instruction`] is for chat; backends without such policies ignore it.
+    fn complete_with_instruction(
+        &self,
+        req: &CompletionRequest,
+        _instruction: Option<&str>,
+    ) -> Result<Completion> {
+        self.complete(req)
+    }
+
     /// Tokens `text` is in the model's vocabulary (no BOS/EOS added).
     fn count_tokens(&self, text: &str) -> Result<usize>;
 

@@ -433,6 +433,15 @@ impl LlmBackend for LocalBackend {
         self.complete_stream(req, &mut ignore_events)
     }
 
+    fn complete_with_instruction(
+        &self,
+        req: &CompletionRequest,
+        instruction: Option<&str>,
+    ) -> Result<Completion> {
+        let tokens = self.model.tokenizer.encode(&req.prompt, true, false);
+        self.run(&tokens, &req.sampling, instruction, &mut ignore_events)
+    }
+
     fn chat(&self, req: &ChatRequest) -> Result<Completion> {
         self.chat_stream(req, &mut ignore_events)
     }

@@ -3,8 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use longctx_bench::datasets::{self, longgenbench, longproc, DatasetError, LoadOptions};
+use longctx_bench::datasets::{self, longproc, DatasetError, LoadOptions};
+use longctx_bench::metrics::longgenbench;
 use longctx_bench::metrics::longproc as longproc_metrics;
+use longctx_bench::registry;
 use longctx_bench::{Metric, Sample};
 
 fn root() -> PathBuf {
@@ -12,7 +14,7 @@ fn root() -> PathBuf {
 }
 
 fn count(task: &str) -> usize {
-    datasets::load(task, &root())
+    registry::load(task, &root())
         .unwrap_or_else(|e| panic!("{task}: {e}"))
         .len()
 }
@@ -44,7 +46,7 @@ fn minilongbench_counts_metrics_and_prompts() {
     ];
     let mut total = 0;
     for (name, n) in want {
-        let samples = datasets::load(&format!("longbench/{name}"), &root()).unwrap();
+        let samples = registry::load(&format!("longbench/{name}"), &root()).unwrap();
         assert_eq!(samples.len(), n, "{name}");
         total += n;
         for s in &samples {
@@ -66,7 +68,7 @@ fn minilongbench_counts_metrics_and_prompts() {
         }
     }
     assert_eq!(total, 167);
-    let hp = datasets::load("longbench/hotpotqa", &root()).unwrap();
+    let hp = registry::load("longbench/hotpotqa", &root()).unwrap();
     assert_eq!(hp[0].metric, Metric::QaF1);
     assert_eq!(hp[0].max_new_tokens, 32);
     assert!(hp[0].chat);
@@ -75,7 +77,7 @@ fn minilongbench_counts_metrics_and_prompts() {
     assert!(hp[0].prompt.ends_with("\nAnswer:"));
     assert_eq!(hp[0].meta["language"], "en");
     assert!(hp[0].meta["length"].as_u64().unwrap() > 1000);
-    let trec = datasets::load("longbench/trec", &root()).unwrap();
+    let trec = registry::load("longbench/trec", &root()).unwrap();
     assert!(!trec[0].chat);
     assert_eq!(trec[0].metric, Metric::Classification);
     assert!(!trec[0].all_classes.is_empty());
@@ -83,7 +85,7 @@ fn minilongbench_counts_metrics_and_prompts() {
         trec[0].question,
         "What is the effect of volcanoes on the climate ?"
     );
-    let m = |t: &str| datasets::find(t).unwrap().metric;
+    let m = |t: &str| registry::find(t).unwrap().metric;
     assert_eq!(m("longbench/vcsum"), Metric::RougeLZh);
     assert_eq!(m("longbench/passage_retrieval_zh"), Metric::RetrievalZh);
     assert_eq!(m("longbench/repobench-p"), Metric::CodeSim);
@@ -120,28 +122,28 @@ fn leval_counts_and_prompts() {
         })
         .sum();
     assert_eq!(total, 1453);
-    let tpo = datasets::load("leval/tpo", &root()).unwrap();
+    let tpo = registry::load("leval/tpo", &root()).unwrap();
     let s = &tpo[0];
     assert_eq!(s.metric, Metric::LEvalExam);
     assert_eq!(s.answer_prefix, "Answer:");
     assert!(s.prompt.contains(&s.question) && s.prompt.contains("Document is as follows. "));
     assert_eq!(s.meta["leval_task"], "tpo");
     assert_eq!(s.meta["evaluation"], "exam");
-    let fin = datasets::load("leval/financial_qa", &root()).unwrap();
+    let fin = registry::load("leval/financial_qa", &root()).unwrap();
     assert_eq!(fin[0].metric, Metric::LEvalF1);
     let words = fin[0].answers[0].split_whitespace().count();
     assert!(fin[0]
         .prompt
         .ends_with(&format!("\nAnswer this question with {words} words.")));
     assert_eq!(
-        datasets::find("leval/news_summ").unwrap().metric,
+        registry::find("leval/news_summ").unwrap().metric,
         Metric::LEvalRouge
     );
 }
 
 #[test]
 fn longbench_v2_short() {
-    let samples = datasets::load("longbench-v2/short", &root()).unwrap();
+    let samples = registry::load("longbench-v2/short", &root()).unwrap();
     assert_eq!(samples.len(), 126);
     let hard = samples
         .iter()
@@ -168,7 +170,7 @@ fn longbench_v2_short() {
 fn longbench_write_counts() {
     assert_eq!(count("longbench-write/longbench_write"), 84);
     assert_eq!(count("longbench-write/longbench_write_en"), 41);
-    let ruler = datasets::load("longbench-write/longwrite_ruler", &root()).unwrap();
+    let ruler = registry::load("longbench-write/longwrite_ruler", &root()).unwrap();
     assert_eq!(ruler.len(), 34);
     assert_eq!(ruler[0].meta["required_length"], 1000);
     assert_eq!(ruler[0].meta["language"], "zh");
@@ -179,7 +181,7 @@ fn longbench_write_counts() {
 
 #[test]
 fn longgenbench_counts_and_completion_rate() {
-    let short = datasets::load("longgenbench/short", &root()).unwrap();
+    let short = registry::load("longgenbench/short", &root()).unwrap();
     assert_eq!(short.len(), 280);
     assert_eq!(count("longgenbench/long"), 280);
     let s = &short[0];
@@ -205,7 +207,7 @@ fn longgenbench_counts_and_completion_rate() {
 
 #[test]
 fn aa_lcr_loads() {
-    let samples = datasets::load("aa-lcr", &root()).unwrap();
+    let samples = registry::load("aa-lcr", &root()).unwrap();
     assert_eq!(samples.len(), 68);
     let s = &samples[0];
     assert!(s.prompt.starts_with("BEGIN INPUT DOCUMENTS\n\n"));
@@ -237,7 +239,7 @@ fn longproc_counts_and_prompts() {
     ];
     let mut total = 0;
     for (t, n) in want {
-        let samples = datasets::load(&format!("longproc/{t}"), &root()).unwrap();
+        let samples = registry::load(&format!("longproc/{t}"), &root()).unwrap();
         assert_eq!(samples.len(), n, "{t}");
         total += n;
         for s in &samples {
@@ -248,8 +250,8 @@ fn longproc_counts_and_prompts() {
         }
     }
     assert_eq!(total, 1407);
-    let pt = datasets::load("longproc/path_traversal_0.5k", &root()).unwrap();
-    let cd = datasets::load("longproc/countdown_0.5k", &root()).unwrap();
+    let pt = registry::load("longproc/path_traversal_0.5k", &root()).unwrap();
+    let cd = registry::load("longproc/countdown_0.5k", &root()).unwrap();
     assert!(cd[0].prompt.contains("[EXAMPLES]\n# Example\nNumbers: [40, 19, 23, 7]\nTarget: 29\n\n# Search Procedure\nInitial number set: [40, 19, 23, 7], target: 29."));
     assert!(cd[0]
         .prompt
@@ -265,7 +267,7 @@ fn longproc_counts_and_prompts() {
         "countdown_0.5k",
         "html_to_tsv_0.5k",
     ] {
-        for s in datasets::load(&format!("longproc/{t}"), &root()).unwrap() {
+        for s in registry::load(&format!("longproc/{t}"), &root()).unwrap() {
             let pred = match t {
                 "path_traversal_0.5k" => format!("<Route>\n{}\n</Route>", s.answers[0]),
                 "html_to_tsv_0.5k" => format!("```tsv\n{}\n```", s.answers[0]),
@@ -489,9 +491,12 @@ fn pseudo_to_code_compiles_and_runs() {
 
 #[test]
 fn registry_and_errors() {
-    let names: Vec<&str> = datasets::list().iter().map(|t| t.name).collect();
+    let names: Vec<&str> = registry::all()
+        .filter(|t| !t.is_generated())
+        .map(|t| t.name)
+        .collect();
     assert!(names.contains(&"longbench/hotpotqa") && names.contains(&"aa-lcr"));
-    let err = datasets::load("longbench/nope", &root())
+    let err = registry::load("longbench/nope", &root())
         .unwrap_err()
         .to_string();
     assert!(
@@ -499,7 +504,7 @@ fn registry_and_errors() {
         "{err}"
     );
     let empty = tempdir("missing");
-    let err = datasets::load("longbench/hotpotqa", &empty).unwrap_err();
+    let err = registry::load("longbench/hotpotqa", &empty).unwrap_err();
     assert!(matches!(err, DatasetError::Missing { .. }));
     let msg = err.to_string();
     assert!(
@@ -533,7 +538,7 @@ fn malformed_lines_and_wrong_types() {
         "minilongbench/trec.jsonl",
         &format!("{good}\n{{not json\n\n{good}\n"),
     );
-    let err = datasets::load("longbench/trec", &dir).unwrap_err();
+    let err = registry::load("longbench/trec", &dir).unwrap_err();
     match &err {
         DatasetError::MalformedLine { path, line, .. } => {
             assert!(path.ends_with("minilongbench/trec.jsonl"));
@@ -542,7 +547,7 @@ fn malformed_lines_and_wrong_types() {
         other => panic!("{other}"),
     }
     assert!(err.to_string().contains("line 2"));
-    let loaded = datasets::load_with(
+    let loaded = registry::load_with(
         "longbench/trec",
         &dir,
         &LoadOptions {
@@ -561,7 +566,7 @@ fn malformed_lines_and_wrong_types() {
         "minilongbench/trec.jsonl",
         &format!("{good}\n{typed}\n"),
     );
-    let err = datasets::load("longbench/trec", &dir)
+    let err = registry::load("longbench/trec", &dir)
         .unwrap_err()
         .to_string();
     assert!(
@@ -570,7 +575,7 @@ fn malformed_lines_and_wrong_types() {
             && err.contains("expected a list"),
         "{err}"
     );
-    let loaded = datasets::load_with(
+    let loaded = registry::load_with(
         "longbench/trec",
         &dir,
         &LoadOptions {
@@ -585,21 +590,21 @@ fn malformed_lines_and_wrong_types() {
         "leval/closed-ended/tpo.jsonl",
         r#"{"input": "doc", "instructions": ["q1", "q2"], "outputs": ["A"], "evaluation": "exam"}"#,
     );
-    let err = datasets::load("leval/tpo", &dir).unwrap_err().to_string();
+    let err = registry::load("leval/tpo", &dir).unwrap_err().to_string();
     assert!(err.contains("field 'outputs'"), "{err}");
     write(
         &dir,
         "longgenbench/Dataset_short.json",
         r#"[{"prompt": "p", "type": "Week", "number": "52", "prefix": "x", "checks_once": {}, "checks_range": {}, "checks_periodic": "{}"}]"#,
     );
-    let err = datasets::load("longgenbench/short", &dir)
+    let err = registry::load("longgenbench/short", &dir)
         .unwrap_err()
         .to_string();
     assert!(
         err.contains("item 0") && err.contains("field 'number'"),
         "{err}"
     );
-    let err = datasets::load("longproc/countdown_0.5k", &dir)
+    let err = registry::load("longproc/countdown_0.5k", &dir)
         .unwrap_err()
         .to_string();
     assert!(

@@ -85,6 +85,9 @@ fn tiny_samples(backend: &dyn LlmBackend, template_tokens: usize) -> Vec<Sample>
         data_root: None,
         skip_bad_lines: false,
         template_tokens,
+        // SmolLM2's vocabulary adds no BOS to raw prompts.
+        raw_tokens: 0,
+        max_new_tokens: None,
     };
     let counter = BackendCounter::new(backend);
     let mut out = Vec::new();

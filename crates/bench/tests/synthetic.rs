@@ -3,10 +3,17 @@
 
 use longctx_bench::sample::Sample;
 use longctx_bench::tasks::common::fnv1a64;
-use longctx_bench::tasks::{
-    default_data_root, find_synthetic, GenConfig, SyntheticTask, SYNTHETIC,
-};
-use longctx_bench::BenchError;
+use longctx_bench::tasks::{default_data_root, GenConfig};
+use longctx_bench::{registry, BenchError, Task};
+
+/// The length-targeted generators other than passkey (tested in its own module).
+fn synthetic() -> impl Iterator<Item = &'static Task> {
+    registry::all().filter(|t| t.is_generated() && t.name != "passkey")
+}
+
+fn find_synthetic(name: &str) -> Result<&'static Task, BenchError> {
+    registry::find(name)
+}
 
 fn words(text: &str) -> usize {
     text.split_whitespace().count()
@@ -23,11 +30,11 @@ fn cfg(length: usize, depths: &[u32], num_samples: usize, seed: u64) -> GenConfi
     cfg
 }
 
-fn is_qa(task: &SyntheticTask) -> bool {
+fn is_qa(task: &Task) -> bool {
     task.name.starts_with("ruler/qa")
 }
 
-fn is_ruler(task: &SyntheticTask) -> bool {
+fn is_ruler(task: &Task) -> bool {
     task.name.starts_with("ruler/")
 }
 
@@ -36,7 +43,7 @@ fn counted(sample: &Sample) -> String {
     format!("{}{}", sample.prompt, sample.answer_prefix)
 }
 
-fn gold_output(task: &SyntheticTask, sample: &Sample) -> String {
+fn gold_output(task: &Task, sample: &Sample) -> String {
     if task.name.starts_with("needlebench") {
         format!("So the answer is \\boxed{{{}}}.", sample.answers[0])
     } else {
@@ -55,7 +62,7 @@ fn data_root_resolves_to_the_shared_data() {
 
 #[test]
 fn registry_is_complete_and_named_as_upstream() {
-    let names: Vec<&str> = SYNTHETIC.iter().map(|t| t.name).collect();
+    let names: Vec<&str> = synthetic().map(|t| t.name).collect();
     let unique: std::collections::HashSet<_> = names.iter().collect();
     assert_eq!(unique.len(), names.len());
     for ruler in [
@@ -81,7 +88,7 @@ fn registry_is_complete_and_named_as_upstream() {
             "qa_1" | "qa_2" => 32,
             _ => 128,
         };
-        assert_eq!(task.max_new_tokens, want, "{ruler}");
+        assert_eq!(task.max_new_tokens(), want, "{ruler}");
         let metric = if ruler.starts_with("qa") {
             "string_match_part"
         } else {
@@ -94,29 +101,29 @@ fn registry_is_complete_and_named_as_upstream() {
     assert!(find_synthetic("needlebench_v2/atc_nth_ancestor_en").is_ok());
     assert!(matches!(
         find_synthetic("nope"),
-        Err(BenchError::UnknownTask(_))
+        Err(BenchError::UnknownTask { .. })
     ));
 }
 
 #[test]
 fn every_task_is_deterministic_fits_and_scores_gold_as_one() {
-    for task in SYNTHETIC.iter().filter(|t| !is_qa(t)) {
+    for task in synthetic().filter(|t| !is_qa(t)) {
         for (length, counter) in [
             (1500usize, &words as &dyn Fn(&str) -> usize),
             (2500, &bytes4),
         ] {
             let c = cfg(length, &[30], 2, 7);
-            let a = (task.generate)(&c, &counter).unwrap();
-            let b = (task.generate)(&c, &counter).unwrap();
+            let a = task.generate(&c, &counter).unwrap();
+            let b = task.generate(&c, &counter).unwrap();
             assert_eq!(a, b, "{}", task.name);
             assert_eq!(a.len(), 2, "{}", task.name);
             for s in &a {
                 assert_eq!(s.task, task.name);
-                assert_eq!(s.max_new_tokens, task.max_new_tokens);
+                assert_eq!(s.max_new_tokens, task.max_new_tokens());
                 assert_eq!(s.metric, task.metric);
                 // RULER and NIAH keep the answer budget inside the length.
                 let budget = if is_ruler(task) || task.name == "niah" {
-                    length - task.max_new_tokens
+                    length - task.max_new_tokens()
                 } else {
                     length
                 };
@@ -127,8 +134,13 @@ fn every_task_is_deterministic_fits_and_scores_gold_as_one() {
                 let slack = 60 + budget / 25;
                 assert!(budget - used <= slack, "{}: {used} of {budget}", task.name);
                 let gold = gold_output(task, s);
-                assert_eq!((task.score)(&gold, s), 1.0, "{}: {gold}", task.name);
-                assert_eq!((task.score)("I do not know.", s), 0.0, "{}", task.name);
+                assert_eq!(task.score(&gold, s).unwrap(), 1.0, "{}: {gold}", task.name);
+                assert_eq!(
+                    task.score("I do not know.", s).unwrap(),
+                    0.0,
+                    "{}",
+                    task.name
+                );
                 for answer in &s.answers {
                     if !task.name.starts_with("needlebench_v2/atc_relationship")
                         && !task.name.starts_with("needle_threading/multi")
@@ -148,9 +160,9 @@ fn every_task_is_deterministic_fits_and_scores_gold_as_one() {
 
 #[test]
 fn seeds_change_samples_except_seed_free_niah() {
-    for task in SYNTHETIC.iter().filter(|t| !is_qa(t)) {
-        let a = (task.generate)(&cfg(1200, &[50], 1, 1), &words).unwrap();
-        let b = (task.generate)(&cfg(1200, &[50], 1, 2), &words).unwrap();
+    for task in synthetic().filter(|t| !is_qa(t)) {
+        let a = task.generate(&cfg(1200, &[50], 1, 1), &words).unwrap();
+        let b = task.generate(&cfg(1200, &[50], 1, 2), &words).unwrap();
         if task.name == "niah" {
             // Kamradt's harness has no randomness: the haystack and needle are fixed.
             assert_eq!(a, b);
@@ -173,7 +185,10 @@ fn needles_sit_at_the_requested_depth() {
     for depth in [0u32, 25, 50, 75, 100] {
         let want = f64::from(depth) / 100.0;
         let c = cfg(6000, &[depth], 1, 3);
-        let s = &(find_synthetic("niah").unwrap().generate)(&c, &words).unwrap()[0];
+        let s = &find_synthetic("niah")
+            .unwrap()
+            .generate(&c, &words)
+            .unwrap()[0];
         let got = share(
             &s.prompt,
             "The best thing to do in San Francisco",
@@ -187,15 +202,15 @@ fn needles_sit_at_the_requested_depth() {
             "ruler/niah_single_2",
             "ruler/niah_multikey_3",
         ] {
-            let s = &(find_synthetic(name).unwrap().generate)(&c, &words).unwrap()[0];
+            let s = &find_synthetic(name).unwrap().generate(&c, &words).unwrap()[0];
             let got = share(&s.prompt, &s.answers[0], "afterwards.\n", "\nWhat is");
             assert!((got - want).abs() < 0.03, "{name} {depth}: {got}");
         }
 
-        let s = &(find_synthetic("needlebench_v2/reasoning_3needle_en")
+        let s = &find_synthetic("needlebench_v2/reasoning_3needle_en")
             .unwrap()
-            .generate)(&c, &words)
-        .unwrap()[0];
+            .generate(&c, &words)
+            .unwrap()[0];
         let first = s.prompt.find("<Document>\n").unwrap();
         let body = &s.prompt[first..];
         let names = s.meta["names"].as_array().unwrap();
@@ -209,10 +224,10 @@ fn needles_sit_at_the_requested_depth() {
         let got = at as f64 / end as f64;
         assert!((got - want).abs() < 0.03, "needlebench {depth}: {got}");
 
-        let s = &(find_synthetic("needle_threading/single_needle")
+        let s = &find_synthetic("needle_threading/single_needle")
             .unwrap()
-            .generate)(&c, &words)
-        .unwrap()[0];
+            .generate(&c, &words)
+            .unwrap()[0];
         let got = share(&s.prompt, &s.answers[0], "{", "}\n");
         assert!((got - want).abs() < 0.03, "threading {depth}: {got}");
     }
@@ -223,8 +238,8 @@ fn pinned_prompts() {
     // FNV-1a of the first prompt at length 700, depth 50, seed 0 with a word counter. A
     // change here means the generator changed: bump its GENERATOR_VERSION and re-pin.
     let mut got = Vec::new();
-    for task in SYNTHETIC.iter().filter(|t| !is_qa(t)) {
-        let s = &(task.generate)(&cfg(700, &[50], 1, 0), &words).unwrap()[0];
+    for task in synthetic().filter(|t| !is_qa(t)) {
+        let s = &task.generate(&cfg(700, &[50], 1, 0), &words).unwrap()[0];
         got.push((task.name, format!("{:016x}", fnv1a64(&counted(s)))));
     }
     let listing: String = got
@@ -276,17 +291,17 @@ const PINNED: &[(&str, &str)] = &[
 fn bad_configs_are_errors() {
     let task = find_synthetic("ruler/niah_single_2").unwrap();
     assert!(matches!(
-        (task.generate)(&cfg(0, &[], 1, 0), &words),
+        task.generate(&cfg(0, &[], 1, 0), &words),
         Err(BenchError::ZeroLength)
     ));
     assert!(matches!(
-        (task.generate)(&cfg(1000, &[101], 1, 0), &words),
+        task.generate(&cfg(1000, &[101], 1, 0), &words),
         Err(BenchError::DepthOutOfRange(101))
     ));
-    let err = (task.generate)(&cfg(1000, &[], 0, 0), &words).unwrap_err();
+    let err = task.generate(&cfg(1000, &[], 0, 0), &words).unwrap_err();
     assert!(err.to_string().contains("number of samples"), "{err}");
-    for task in SYNTHETIC.iter().filter(|t| !is_qa(t)) {
-        let err = (task.generate)(&cfg(10, &[50], 1, 0), &words).unwrap_err();
+    for task in synthetic().filter(|t| !is_qa(t)) {
+        let err = task.generate(&cfg(10, &[50], 1, 0), &words).unwrap_err();
         assert!(
             matches!(err, BenchError::LengthTooShort { length: 10, .. }),
             "{}: {err}",
@@ -301,7 +316,9 @@ fn bad_configs_are_errors() {
         "needlebench_v2/reasoning_2needle_en",
         "ruler/qa_1",
     ] {
-        let err = (find_synthetic(name).unwrap().generate)(&missing, &words)
+        let err = find_synthetic(name)
+            .unwrap()
+            .generate(&missing, &words)
             .unwrap_err()
             .to_string();
         assert!(
@@ -309,7 +326,9 @@ fn bad_configs_are_errors() {
             "{name}: {err}"
         );
     }
-    let err = (find_synthetic("ruler/qa_2").unwrap().generate)(&cfg(1000, &[], 1, 0), &words)
+    let err = find_synthetic("ruler/qa_2")
+        .unwrap()
+        .generate(&cfg(1000, &[], 1, 0), &words)
         .unwrap_err()
         .to_string();
     assert!(err.contains("hotpotqa.json"), "{err}");
@@ -318,7 +337,10 @@ fn bad_configs_are_errors() {
 #[test]
 fn ruler_answers_have_the_upstream_shape() {
     let c = cfg(3000, &[], 1, 11);
-    let s = &(find_synthetic("ruler/niah_multivalue").unwrap().generate)(&c, &words).unwrap()[0];
+    let s = &find_synthetic("ruler/niah_multivalue")
+        .unwrap()
+        .generate(&c, &words)
+        .unwrap()[0];
     assert_eq!(s.answers.len(), 4);
     assert!(s
         .answers
@@ -327,18 +349,30 @@ fn ruler_answers_have_the_upstream_shape() {
     assert!(s
         .answer_prefix
         .ends_with("mentioned in the provided text are"));
-    let s = &(find_synthetic("ruler/niah_multiquery").unwrap().generate)(&c, &words).unwrap()[0];
+    let s = &find_synthetic("ruler/niah_multiquery")
+        .unwrap()
+        .generate(&c, &words)
+        .unwrap()[0];
     assert_eq!(s.answers.len(), 4);
     assert!(s.prompt.contains(", and "));
-    let s = &(find_synthetic("ruler/niah_single_3").unwrap().generate)(&c, &words).unwrap()[0];
+    let s = &find_synthetic("ruler/niah_single_3")
+        .unwrap()
+        .generate(&c, &words)
+        .unwrap()[0];
     assert_eq!(s.answers[0].len(), 36);
-    let s = &(find_synthetic("ruler/vt").unwrap().generate)(&c, &words).unwrap()[0];
+    let s = &find_synthetic("ruler/vt")
+        .unwrap()
+        .generate(&c, &words)
+        .unwrap()[0];
     assert_eq!(s.answers.len(), 5);
     assert!(s
         .answer_prefix
         .contains("5 variables are assigned the value"));
     assert!(s.prompt.contains(&format!("VAR {} = ", s.answers[0])));
-    let s = &(find_synthetic("ruler/cwe").unwrap().generate)(&c, &words).unwrap()[0];
+    let s = &find_synthetic("ruler/cwe")
+        .unwrap()
+        .generate(&c, &words)
+        .unwrap()[0];
     assert_eq!(s.answers.len(), 10);
     // Below 4096 tokens the common words appear 6 times in the list being asked about.
     let main = &s.prompt[s.prompt.rfind("Below is a numbered list").unwrap()..];
@@ -349,7 +383,10 @@ fn ruler_answers_have_the_upstream_shape() {
             "{w}"
         );
     }
-    let s = &(find_synthetic("ruler/fwe").unwrap().generate)(&c, &words).unwrap()[0];
+    let s = &find_synthetic("ruler/fwe")
+        .unwrap()
+        .generate(&c, &words)
+        .unwrap()[0];
     assert_eq!(s.answers.len(), 3);
     let counts: Vec<usize> = s
         .answers

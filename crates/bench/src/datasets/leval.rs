@@ -26,30 +26,31 @@ use std::path::Path;
 use serde_json::json;
 
 use super::util::{build_or_skip, join, read_jsonl, require_dir, Record};
-use super::{DatasetError, DatasetInfo, LoadOptions, Loaded};
+use super::{DatasetError, LoadOptions, Loaded};
 use crate::metrics::Metric;
 use crate::sample::{Sample, Truncation};
+use crate::task::{Source, Task};
 
 /// L-Eval's generation budget.
 pub const MAX_NEW_TOKENS: usize = 512;
 
 macro_rules! closed {
     ($name:literal) => {
-        DatasetInfo {
+        Task {
             name: concat!("leval/", $name),
             summary: concat!("L-Eval closed-ended ", $name, " (subset)"),
             metric: Metric::LEvalExam,
-            loader: load_task,
+            source: Source::Load(load_task),
         }
     };
 }
 macro_rules! open {
     ($name:literal, $metric:expr) => {
-        DatasetInfo {
+        Task {
             name: concat!("leval/", $name),
             summary: concat!("L-Eval open-ended ", $name, " (subset)"),
             metric: $metric,
-            loader: load_task,
+            source: Source::Load(load_task),
         }
     };
 }
@@ -65,7 +66,7 @@ pub const CLOSED_ENDED: [&str; 6] = [
 ];
 
 /// Registry entries, `leval/<task>`.
-pub const TASKS: &[DatasetInfo] = &[
+pub const TASKS: &[Task] = &[
     closed!("coursera"),
     closed!("gsm100"),
     closed!("quality"),
@@ -127,11 +128,7 @@ pub fn build_prompt(
     }
 }
 
-fn load_task(
-    info: &DatasetInfo,
-    root: &Path,
-    options: &LoadOptions,
-) -> Result<Loaded, DatasetError> {
+fn load_task(info: &Task, root: &Path, options: &LoadOptions) -> Result<Loaded, DatasetError> {
     let task = info.short_name();
     let closed = CLOSED_ENDED.contains(&task);
     let dir = join(

@@ -12,9 +12,10 @@ use std::path::Path;
 use serde_json::json;
 
 use super::util::{build_or_skip, join, read_jsonl, require_dir, Record};
-use super::{DatasetError, DatasetInfo, LoadOptions, Loaded};
+use super::{DatasetError, LoadOptions, Loaded};
 use crate::metrics::Metric;
 use crate::sample::{Sample, Truncation};
+use crate::task::{Source, Task};
 
 /// `prompts/0shot.txt` of THUDM/LongBench (commit 2e00731f8d0b), verbatim (no trailing newline).
 pub const TEMPLATE_0SHOT: &str = "Please read the following text and answer the question below.\n\n<text>\n$DOC$\n</text>\n\nWhat is the correct answer to this question: $Q$\nChoices:\n(A) $C_A$\n(B) $C_B$\n(C) $C_C$\n(D) $C_D$\n\nFormat your response as follows: \"The correct answer is (insert answer here)\".";
@@ -23,11 +24,11 @@ pub const TEMPLATE_0SHOT: &str = "Please read the following text and answer the 
 pub const MAX_NEW_TOKENS: usize = 128;
 
 /// Registry entry.
-pub const TASKS: &[DatasetInfo] = &[DatasetInfo {
+pub const TASKS: &[Task] = &[Task {
     name: "longbench-v2/short",
     summary: "LongBench v2 four-choice questions, short bucket (subset, 0-shot prompt)",
     metric: Metric::ChoiceLetter,
-    loader: load_task,
+    source: Source::Load(load_task),
 }];
 
 /// Fills the 0-shot template the way upstream `pred.py` chains `str.replace`.
@@ -41,11 +42,7 @@ pub fn build_prompt(context: &str, question: &str, choices: [&str; 4]) -> String
         .replace("$C_D$", choices[3].trim())
 }
 
-fn load_task(
-    info: &DatasetInfo,
-    root: &Path,
-    options: &LoadOptions,
-) -> Result<Loaded, DatasetError> {
+fn load_task(info: &Task, root: &Path, options: &LoadOptions) -> Result<Loaded, DatasetError> {
     let dir = join(root, &["longbench-v2"]);
     require_dir(&dir)?;
     let path = dir.join("short.jsonl");

@@ -13,26 +13,27 @@ use std::path::Path;
 use serde_json::json;
 
 use super::util::{build_or_skip, has_cjk, join, read_jsonl, require_dir, Record};
-use super::{DatasetError, DatasetInfo, LoadOptions, Loaded};
+use super::{DatasetError, LoadOptions, Loaded};
 use crate::metrics::Metric;
 use crate::sample::{Sample, Truncation};
+use crate::task::{Source, Task};
 
 /// Upstream's generation budget.
 pub const MAX_NEW_TOKENS: usize = 32768;
 
 macro_rules! entry {
     ($name:literal, $summary:literal) => {
-        DatasetInfo {
+        Task {
             name: concat!("longbench-write/", $name),
             summary: $summary,
             metric: Metric::LengthScore,
-            loader: load_task,
+            source: Source::Load(load_task),
         }
     };
 }
 
 /// Registry entries: `longbench-write/{longbench_write, longbench_write_en, longwrite_ruler}`.
-pub const TASKS: &[DatasetInfo] = &[
+pub const TASKS: &[Task] = &[
     entry!(
         "longbench_write",
         "LongBench-Write writing requests, en+zh (subset); length score"
@@ -90,11 +91,7 @@ pub fn length_score(required: usize, produced: usize) -> f64 {
     }
 }
 
-fn load_task(
-    info: &DatasetInfo,
-    root: &Path,
-    options: &LoadOptions,
-) -> Result<Loaded, DatasetError> {
+fn load_task(info: &Task, root: &Path, options: &LoadOptions) -> Result<Loaded, DatasetError> {
     let file = info.short_name();
     let dir = join(root, &["longbench-write"]);
     require_dir(&dir)?;

@@ -19,23 +19,25 @@ use serde_json::{json, Value};
 
 use super::pyliteral;
 use super::util::{join, read_json_list, read_text, require_dir, Record};
-use super::{DatasetError, DatasetInfo, LoadOptions, Loaded};
+use super::{DatasetError, LoadOptions, Loaded};
+use crate::metrics::longproc::parse_testcases;
 use crate::metrics::Metric;
 use crate::sample::{Sample, Truncation};
+use crate::task::{Source, Task};
 
 macro_rules! entry {
     ($name:literal, $summary:literal) => {
-        DatasetInfo {
+        Task {
             name: concat!("longproc/", $name),
             summary: $summary,
             metric: Metric::LongProc,
-            loader: load_task,
+            source: Source::Load(load_task),
         }
     };
 }
 
 /// Registry entries, `longproc/<task>_<level>` for the files present in the data.
-pub const TASKS: &[DatasetInfo] = &[
+pub const TASKS: &[Task] = &[
     entry!(
         "countdown_0.5k",
         "LongProc countdown search, 0.5k output (subset)"
@@ -424,11 +426,8 @@ fn ints(rec: &Record<'_>, field: &str) -> Result<Vec<i64>, DatasetError> {
     }
 }
 
-fn load_task(
-    info: &DatasetInfo,
-    root: &Path,
-    _options: &LoadOptions,
-) -> Result<Loaded, DatasetError> {
+// Over 120 lines on purpose: one match arm per LongProc task, each mirroring upstream's loader.
+fn load_task(info: &Task, root: &Path, _options: &LoadOptions) -> Result<Loaded, DatasetError> {
     let name = info.short_name();
     let (task, level) = name.rsplit_once('_').unwrap_or((name, ""));
     let dir = join(root, &["longproc", task]);
@@ -556,27 +555,4 @@ fn load_task(
         });
     }
     Ok(loaded)
-}
-
-/// One SPoC test case: input lines and expected output lines.
-pub type TestCase = (Vec<String>, Vec<String>);
-
-/// Reads `[[inputs], [outputs]]` pairs.
-pub fn parse_testcases(v: &Value) -> Result<Vec<TestCase>, String> {
-    let items = v.as_array().ok_or("expected a list of test cases")?;
-    items
-        .iter()
-        .enumerate()
-        .map(|(k, t)| {
-            let pair = t
-                .as_array()
-                .filter(|p| p.len() == 2)
-                .ok_or(format!("test case {k}: expected [inputs, outputs]"))?;
-            let inputs = super::util::str_list(&pair[0])
-                .map_err(|e| format!("test case {k} inputs: {e}"))?;
-            let outputs = super::util::str_list(&pair[1])
-                .map_err(|e| format!("test case {k} outputs: {e}"))?;
-            Ok((inputs, outputs))
-        })
-        .collect()
 }

@@ -16,9 +16,10 @@ use std::path::Path;
 use serde_json::json;
 
 use super::util::{build_or_skip, join, read_jsonl, require_dir, Record};
-use super::{DatasetError, DatasetInfo, LoadOptions, Loaded};
+use super::{DatasetError, LoadOptions, Loaded};
 use crate::metrics::Metric;
 use crate::sample::{Sample, Truncation};
+use crate::task::{Source, Task};
 
 /// One LongBench task's settings.
 #[derive(Clone, Copy, Debug)]
@@ -153,7 +154,7 @@ pub const SPECS: [TaskSpec; 21] = [
 
 macro_rules! entry {
     ($i:expr, $name:literal) => {
-        DatasetInfo {
+        Task {
             name: concat!("longbench/", $name),
             summary: concat!(
                 "LongBench v1 ",
@@ -161,13 +162,13 @@ macro_rules! entry {
                 " (MiniLongBench subset, rendered prompts)"
             ),
             metric: SPECS[$i].metric,
-            loader: load_task,
+            source: Source::Load(load_task),
         }
     };
 }
 
 /// Registry entries, `longbench/<dataset>`.
-pub const TASKS: &[DatasetInfo] = &[
+pub const TASKS: &[Task] = &[
     entry!(0, "narrativeqa"),
     entry!(1, "qasper"),
     entry!(2, "multifieldqa_en"),
@@ -220,11 +221,7 @@ fn longbench_length(text: &str, language: &str) -> usize {
     }
 }
 
-fn load_task(
-    info: &DatasetInfo,
-    root: &Path,
-    options: &LoadOptions,
-) -> Result<Loaded, DatasetError> {
+fn load_task(info: &Task, root: &Path, options: &LoadOptions) -> Result<Loaded, DatasetError> {
     let dataset = info.short_name();
     let spec = spec_for(dataset).ok_or_else(|| DatasetError::UnknownTask {
         name: info.name.to_string(),

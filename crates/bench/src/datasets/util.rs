@@ -103,33 +103,7 @@ impl Record<'_> {
     }
 }
 
-pub(crate) fn str_list(v: &Value) -> Result<Vec<String>, String> {
-    match v {
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, x)| match x {
-                Value::String(s) => Ok(s.clone()),
-                other => Err(format!(
-                    "element {i}: expected a string, found {}",
-                    kind(other)
-                )),
-            })
-            .collect(),
-        other => Err(format!("expected a list of strings, found {}", kind(other))),
-    }
-}
-
-pub(crate) fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
+pub(crate) use crate::json::{kind, str_list};
 
 /// The objects of a JSONL file with their 1-based line numbers (blank lines are ignored).
 /// A line that is not a JSON object fails, or is skipped and reported under

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::datasets::longproc::{parse_testcases, TestCase};
+use crate::json::str_list;
 use crate::metrics::MetricError;
 use crate::sample::Sample;
 
@@ -615,4 +615,25 @@ fn run_with_timeout(exe: &Path, input: &[u8], limit: Duration) -> std::io::Resul
     }
     let _ = writer.join();
     Ok(Some(reader.join().unwrap_or_default()))
+}
+
+/// One SPoC test case: input lines and expected output lines.
+pub type TestCase = (Vec<String>, Vec<String>);
+
+/// Reads `[[inputs], [outputs]]` pairs.
+pub fn parse_testcases(v: &Value) -> Result<Vec<TestCase>, String> {
+    let items = v.as_array().ok_or("expected a list of test cases")?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(k, t)| {
+            let pair = t
+                .as_array()
+                .filter(|p| p.len() == 2)
+                .ok_or(format!("test case {k}: expected [inputs, outputs]"))?;
+            let inputs = str_list(&pair[0]).map_err(|e| format!("test case {k} inputs: {e}"))?;
+            let outputs = str_list(&pair[1]).map_err(|e| format!("test case {k} outputs: {e}"))?;
+            Ok((inputs, outputs))
+        })
+        .collect()
 }

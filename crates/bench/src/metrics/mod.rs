@@ -1,5 +1,6 @@
-//! Scoring functions of the benchmarks, each returning a score in `0.0..=1.0`, and the
-//! [`Metric`] enum that names them for tasks, results and reports.
+//! Scoring functions of the benchmarks, each returning a score in `0.0..=1.0`, and
+//! [`Metric::score_sample`], which dispatches a [`Metric`] (named in `sample`, so that samples
+//! carry it without depending on the scorers) to them. All scoring lives here.
 //!
 //! Each submodule ports one upstream scorer bit for bit (golden fixtures from the Python
 //! originals are in `tests/fixtures/metrics/`):
@@ -9,7 +10,10 @@
 //! - [`ruler`]: RULER `string_match_all` / `string_match_part`;
 //! - [`choice`]: LongBench v2 answer extraction;
 //! - [`leval`]: L-Eval exam, F1 and ROUGE (`rouge_score`);
-//! - [`longwrite`]: LongBench-Write length score.
+//! - [`longwrite`]: LongBench-Write length score;
+//! - [`longproc`], [`longgenbench`]: LongProc's and LongGenBench's rule-based scorers;
+//! - [`needlebench`]: NeedleBench V2's `\boxed{}` answer match; [`threading`]: Needle
+//!   Threading's literal prefix match.
 //!
 //! [`Metric::score_sample`] reads these `Sample::meta` keys:
 //! - `dataset` (string, optional): the LongBench dataset; `trec`, `triviaqa`, `samsum` and
@@ -25,65 +29,18 @@ pub mod choice;
 pub mod difflib;
 pub mod leval;
 pub mod longbench;
+pub mod longgenbench;
 pub mod longproc;
 pub mod longwrite;
+pub mod needlebench;
 pub mod py;
 pub mod rouge_pltrdy;
 pub mod ruler;
 pub mod segment;
+pub mod threading;
 
+pub use crate::sample::Metric;
 use crate::sample::{Sample, Truncation};
-
-/// How a task's outputs are scored. Names follow the upstream code they port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    /// The first integer in the output equals the answer ([`first_integer_eq`]); passkey.
-    FirstIntegerEq,
-    /// LongBench `qa_f1_score`: token F1 after SQuAD normalisation.
-    QaF1,
-    /// LongBench `qa_f1_zh_score`: character/word F1 over jieba tokens.
-    QaF1Zh,
-    /// LongBench `rouge_score`: ROUGE-L F of the `rouge` package.
-    RougeL,
-    /// LongBench `rouge_zh_score`: ROUGE-L over jieba-segmented text.
-    RougeLZh,
-    /// LongBench `classification_score`.
-    Classification,
-    /// LongBench `retrieval_score` (passage_retrieval_en).
-    Retrieval,
-    /// LongBench `retrieval_zh_score`.
-    RetrievalZh,
-    /// LongBench `count_score` (passage_count).
-    Count,
-    /// LongBench `code_sim_score`: fuzz.ratio over the first code line.
-    CodeSim,
-    /// Normalised exact match.
-    ExactMatch,
-    /// RULER `string_match_all`: share of references found in the output.
-    StringMatchAll,
-    /// RULER `string_match_part`: 1 if any reference is found.
-    StringMatchPart,
-    /// Multiple choice: the chosen letter (A–D) equals the answer (LongBench v2 extraction).
-    ChoiceLetter,
-    /// L-Eval closed-ended exam scoring (exact match / option letters / numbers per task).
-    LEvalExam,
-    /// L-Eval open-ended F1.
-    LEvalF1,
-    /// L-Eval open-ended ROUGE-L.
-    LEvalRouge,
-    /// LongBench-Write length score S_l.
-    LengthScore,
-    /// LongProc's rule-based scorer of the sample's task (named in `meta.longproc_task`).
-    LongProc,
-    /// LongGenBench's rule-based completion check.
-    LongGenBench,
-    /// NeedleBench V2: the last `\boxed{}` answer, cleaned as OpenCompass does, equals the
-    /// answer.
-    BoxedExact,
-    /// Needle Threading: the output (parsed as a Python string or list) starts with the answer.
-    ThreadingPrefix,
-}
 
 /// Errors from scoring.
 #[derive(Debug, thiserror::Error)]
@@ -95,34 +52,6 @@ pub enum MetricError {
 }
 
 impl Metric {
-    /// The metric's name as it appears in reports (the upstream function's name).
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::FirstIntegerEq => "first_integer_eq",
-            Metric::QaF1 => "qa_f1_score",
-            Metric::QaF1Zh => "qa_f1_zh_score",
-            Metric::RougeL => "rouge_score",
-            Metric::RougeLZh => "rouge_zh_score",
-            Metric::Classification => "classification_score",
-            Metric::Retrieval => "retrieval_score",
-            Metric::RetrievalZh => "retrieval_zh_score",
-            Metric::Count => "count_score",
-            Metric::CodeSim => "code_sim_score",
-            Metric::ExactMatch => "exact_match",
-            Metric::StringMatchAll => "string_match_all",
-            Metric::StringMatchPart => "string_match_part",
-            Metric::ChoiceLetter => "choice_letter",
-            Metric::LEvalExam => "leval_exam",
-            Metric::LEvalF1 => "leval_f1",
-            Metric::LEvalRouge => "leval_rouge",
-            Metric::LengthScore => "length_score",
-            Metric::LongProc => "longproc",
-            Metric::LongGenBench => "longgenbench",
-            Metric::BoxedExact => "boxed_exact",
-            Metric::ThreadingPrefix => "threading_prefix",
-        }
-    }
-
     /// Scores one output against a single reference answer, in `0.0..=1.0`: a sample with
     /// that one answer, no class list and no meta (the task taken from nothing), scored by
     /// [`Metric::score_sample`]. Metrics that need more (classification's label set,
@@ -241,11 +170,9 @@ impl Metric {
                     .ok_or_else(|| bad(format!("meta.length {required} is not positive")))
             }
             Metric::LongProc => longproc::score(prediction, sample),
-            Metric::LongGenBench => crate::datasets::longgenbench::score(prediction, sample),
-            Metric::BoxedExact => Ok(crate::tasks::common::score_boxed_exact(prediction, sample)),
-            Metric::ThreadingPrefix => {
-                Ok(crate::tasks::needle_threading::score(prediction, sample))
-            }
+            Metric::LongGenBench => longgenbench::score(prediction, sample),
+            Metric::BoxedExact => Ok(needlebench::score_boxed_exact(prediction, sample)),
+            Metric::ThreadingPrefix => Ok(threading::score(prediction, sample)),
         }
     }
 }

@@ -62,5 +62,11 @@ mod tests {
         // A reference split by a tab in the output is not found: the tab becomes "\n".
         assert_eq!(string_match_all("a\tb", &refs(&["a b"])), Some(0.0));
         assert_eq!(string_match_all("x", &[]), None);
+        // The synthetic generators' checks (formerly their own copy of these scorers).
+        let refs = refs(&["Apple", "pear"]);
+        assert_eq!(string_match_all("apple and PEAR", &refs), Some(1.0));
+        assert_eq!(string_match_all("apple\u{1}", &refs), Some(0.5));
+        assert_eq!(string_match_part("a pear", &refs), Some(1.0));
+        assert_eq!(string_match_part("none", &refs), Some(0.0));
     }
 }

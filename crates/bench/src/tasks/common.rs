@@ -1,5 +1,5 @@
-//! Shared machinery of the synthetic generators: the configuration, the registry entry type,
-//! length fitting, seeded choices, data files and the scorers of the synthetic tasks.
+//! Shared machinery of the synthetic generators: length fitting, seeded choices and data
+//! files (the configuration and entry type are in `task`, the scorers in `metrics`).
 //!
 //! Every synthetic generator takes a [`GenConfig`] and a caller-supplied
 //! [`TokenCounter`] and returns ready [`Sample`]s whose prompts are the largest that fit the
@@ -9,117 +9,11 @@
 
 use std::path::{Path, PathBuf};
 
+pub use crate::data::DATA_ENV;
+pub use crate::error::invalid_config;
+use crate::error::BenchError;
 use crate::rng::SplitMix64;
-use crate::sample::Sample;
-use crate::tasks::passkey::TokenCounter;
-use crate::{BenchError, Metric};
-
-/// Depths used when a configuration names none: 0, 10, …, 100 percent.
-pub const DEFAULT_DEPTHS: [u32; 11] = [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
-
-/// The environment variable naming the shared data folder (the one holding
-/// `paul-graham-essays/`).
-pub const DATA_ENV: &str = "LONGCTX_DATA";
-
-/// What to generate.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GenConfig {
-    /// Target length in model tokens (what counts is stated per task).
-    pub length: usize,
-    /// Needle depths in percent (0 = start of the haystack); empty = the task's default
-    /// (upstream's random placement for RULER, [`DEFAULT_DEPTHS`] elsewhere). Tasks without
-    /// a haystack position (RULER vt/cwe/fwe, the ancestral trace challenge) ignore it.
-    pub depths: Vec<u32>,
-    /// Samples per depth.
-    pub num_samples: usize,
-    pub seed: u64,
-    /// The shared data folder, e.g. `/work/shared/data` (see [`default_data_root`]).
-    pub data_root: PathBuf,
-}
-
-impl GenConfig {
-    /// A configuration with the given length, depths and count, seed 0, and
-    /// [`default_data_root`] (or `shared/data` if none is found).
-    pub fn new(length: usize, depths: &[u32], num_samples: usize) -> GenConfig {
-        GenConfig {
-            length,
-            depths: depths.to_vec(),
-            num_samples,
-            seed: 0,
-            data_root: default_data_root().unwrap_or_else(|| PathBuf::from("shared/data")),
-        }
-    }
-
-    /// Checks the length, the depths and the sample count.
-    pub fn validate(&self) -> Result<(), BenchError> {
-        if self.length == 0 {
-            return Err(BenchError::ZeroLength);
-        }
-        if let Some(&depth) = self.depths.iter().find(|&&d| d > 100) {
-            return Err(BenchError::DepthOutOfRange(depth));
-        }
-        if self.num_samples == 0 {
-            return Err(invalid_config("the number of samples must be at least 1"));
-        }
-        Ok(())
-    }
-
-    /// The configured depths, or `default` when none are configured.
-    pub fn depths_or(&self, default: &[u32]) -> Vec<u32> {
-        if self.depths.is_empty() {
-            default.to_vec()
-        } else {
-            self.depths.clone()
-        }
-    }
-}
-
-/// A generator: samples for a configuration, lengths measured with the counter.
-pub type GenerateFn = fn(&GenConfig, &dyn TokenCounter) -> Result<Vec<Sample>, BenchError>;
-
-/// A scorer: the score of a model output for a sample, in `0.0..=1.0`.
-pub type ScoreFn = fn(&str, &Sample) -> f64;
-
-/// A registry entry of a synthetic task.
-#[derive(Clone, Copy, Debug)]
-pub struct SyntheticTask {
-    /// Registry name, e.g. `ruler/niah_single_1`; also [`Sample::task`].
-    pub name: &'static str,
-    pub summary: &'static str,
-    /// The [`Metric`] recorded in the samples (the closest variant that exists today).
-    pub metric: Metric,
-    /// The upstream name of the scoring rule [`SyntheticTask::score`] implements.
-    pub scorer: &'static str,
-    pub max_new_tokens: usize,
-    pub generate: GenerateFn,
-    pub score: ScoreFn,
-}
-
-/// A configuration error that has no [`BenchError`] variant of its own: reported as an
-/// `InvalidInput` I/O error on the pseudo-path `<config>`.
-pub fn invalid_config(message: &str) -> BenchError {
-    BenchError::Io {
-        path: PathBuf::from("<config>"),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, message.to_string()),
-    }
-}
-
-/// The shared data folder: `$LONGCTX_DATA` when set, else the first `shared/data` folder
-/// found walking up from this crate's source directory.
-pub fn default_data_root() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os(DATA_ENV) {
-        return Some(PathBuf::from(dir));
-    }
-    let mut dir = Some(Path::new(env!("CARGO_MANIFEST_DIR")));
-    while let Some(d) = dir {
-        let candidate = d.join("shared").join("data");
-        if candidate.is_dir() {
-            return Some(candidate);
-        }
-        dir = d.parent();
-    }
-    None
-}
+pub use crate::task::{GenConfig, TokenCounter, DEFAULT_DEPTHS};
 
 /// `root/relative`, or a `NotFound` error naming the path and [`DATA_ENV`].
 pub fn data_path(root: &Path, relative: &str) -> Result<PathBuf, BenchError> {
@@ -333,131 +227,6 @@ pub fn split_sentences(text: &str) -> Vec<&str> {
     sentences
 }
 
-/// RULER's prediction post-processing (`scripts/eval/evaluate.py`): strip, replace every
-/// control character `\x00`–`\x1f` by a newline, strip again.
-pub fn ruler_postprocess(prediction: &str) -> String {
-    prediction
-        .trim()
-        .chars()
-        .map(|c| if (c as u32) < 0x20 { '\n' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_string()
-}
-
-/// RULER `string_match_all` for one sample: the share of references contained
-/// (case-insensitively) in the post-processed prediction; 0 when there are no references.
-pub fn string_match_all(prediction: &str, references: &[String]) -> f64 {
-    if references.is_empty() {
-        return 0.0;
-    }
-    let pred = ruler_postprocess(prediction).to_lowercase();
-    let found = references
-        .iter()
-        .filter(|r| pred.contains(&r.to_lowercase()))
-        .count();
-    found as f64 / references.len() as f64
-}
-
-/// RULER `string_match_part` for one sample: 1 when any reference is contained
-/// (case-insensitively) in the post-processed prediction.
-pub fn string_match_part(prediction: &str, references: &[String]) -> f64 {
-    let pred = ruler_postprocess(prediction).to_lowercase();
-    if references.iter().any(|r| pred.contains(&r.to_lowercase())) {
-        1.0
-    } else {
-        0.0
-    }
-}
-
-/// [`ScoreFn`] of `string_match_all` over the sample's answers.
-pub fn score_string_match_all(prediction: &str, sample: &Sample) -> f64 {
-    string_match_all(prediction, &sample.answers)
-}
-
-/// [`ScoreFn`] of `string_match_part` over the sample's answers.
-pub fn score_string_match_part(prediction: &str, sample: &Sample) -> f64 {
-    string_match_part(prediction, &sample.answers)
-}
-
-/// The content of the last `\boxed{…}` in `text` with balanced braces (OpenCompass
-/// `extract_boxed_answer`); one outer brace pair around the content is removed
-/// (`strip_double_curly_brace`). `None` when there is no complete box.
-pub fn last_boxed(text: &str) -> Option<&str> {
-    let start = text.rfind("\\boxed{")? + "\\boxed{".len();
-    let mut depth = 1usize;
-    for (i, c) in text[start..].char_indices() {
-        match c {
-            '{' => depth += 1,
-            '}' => {
-                depth -= 1;
-                if depth == 0 {
-                    let inner = &text[start..start + i];
-                    return Some(
-                        inner
-                            .strip_prefix('{')
-                            .and_then(|s| s.strip_suffix('}'))
-                            .unwrap_or(inner),
-                    );
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// OpenCompass `clean_atc_answer`: unwrap `\text{…}` and `\boxed{…}`, drop `\[`/`\]` and
-/// backslashes, collapse whitespace, drop quotes, turn `~` into spaces.
-pub fn clean_atc_answer(text: &str) -> String {
-    fn unwrap_command(text: &str, command: &str) -> String {
-        // re.sub(r'\\cmd\{([^}]+)\}', r'\1', text)
-        let mut out = String::new();
-        let mut rest = text;
-        while let Some(at) = rest.find(command) {
-            let after = &rest[at + command.len()..];
-            match after.find('}') {
-                Some(close) if close > 0 && !after[..close].contains('}') => {
-                    out.push_str(&rest[..at]);
-                    out.push_str(&after[..close]);
-                    rest = &after[close + 1..];
-                }
-                _ => {
-                    out.push_str(&rest[..at + command.len()]);
-                    rest = after;
-                }
-            }
-        }
-        out.push_str(rest);
-        out
-    }
-    if text.is_empty() || text == "None" {
-        return "None".to_string();
-    }
-    let text = unwrap_command(text, "\\text{");
-    let text = unwrap_command(&text, "\\boxed{");
-    let text = text.replace("\\[", "").replace("\\]", "").replace('\\', "");
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    text.replace(['"', '\''], "").replace('~', " ")
-}
-
-/// NeedleBench V2 reasoning/ATC scoring: the cleaned content of the last `\boxed{}` equals
-/// the answer (both trimmed) → 1.0, else 0.0 (also when there is no box).
-pub fn boxed_exact(prediction: &str, answer: &str) -> f64 {
-    match last_boxed(prediction) {
-        Some(content) if clean_atc_answer(content).trim() == answer.trim() => 1.0,
-        _ => 0.0,
-    }
-}
-
-/// [`ScoreFn`] of [`boxed_exact`] against the sample's first answer.
-pub fn score_boxed_exact(prediction: &str, sample: &Sample) -> f64 {
-    sample
-        .answers
-        .first()
-        .map_or(0.0, |a| boxed_exact(prediction, a))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,23 +269,5 @@ mod tests {
             s,
             ["One two.", "Three?", "\"Four!\"", "five\nsix.", "seven"]
         );
-    }
-
-    #[test]
-    fn ruler_and_boxed_scores() {
-        let refs = vec!["Apple".to_string(), "pear".to_string()];
-        assert_eq!(string_match_all("apple and PEAR", &refs), 1.0);
-        assert_eq!(string_match_all("apple\u{1}", &refs), 0.5);
-        assert_eq!(string_match_part("a pear", &refs), 1.0);
-        assert_eq!(string_match_part("none", &refs), 0.0);
-        assert_eq!(last_boxed("x \\boxed{A} y \\boxed{{B C}}"), Some("B C"));
-        assert_eq!(last_boxed("\\boxed{open"), None);
-        assert_eq!(
-            boxed_exact("So it is \\boxed{\\text{Jane~Doe}}.", "Jane Doe"),
-            1.0
-        );
-        assert_eq!(boxed_exact("So it is \\boxed{'Jane Doe'}", "Jane Doe"), 1.0);
-        assert_eq!(boxed_exact("Jane Doe", "Jane Doe"), 0.0);
-        assert_eq!(boxed_exact("\\boxed{John Doe}", "Jane Doe"), 0.0);
     }
 }

@@ -32,12 +32,12 @@
 //!   3 hops) where upstream sweeps them; `max_new_tokens` is upstream's 100 for one answer
 //!   and 300 for lists.
 
+use crate::metrics::threading::python_list;
 use crate::rng::SplitMix64;
 use crate::sample::{Sample, Truncation};
-use crate::tasks::common::{
-    fit_largest, sample_rng, uuid4, GenConfig, GenerateFn, SyntheticTask, DEFAULT_DEPTHS,
-};
-use crate::tasks::passkey::TokenCounter;
+use crate::task::TokenCounter;
+use crate::task::{GenerateFn, Source, Task};
+use crate::tasks::common::{fit_largest, sample_rng, uuid4, GenConfig, DEFAULT_DEPTHS};
 use crate::{BenchError, Metric};
 
 /// Bumped whenever a prompt text or a derivation changes.
@@ -64,21 +64,6 @@ struct Plan {
     needles: Vec<(f64, String, String)>,
     question: String,
     answer: String,
-}
-
-fn python_str(s: &str) -> String {
-    format!("'{s}'")
-}
-
-fn python_list(items: &[String]) -> String {
-    format!(
-        "[{}]",
-        items
-            .iter()
-            .map(|s| python_str(s))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
 }
 
 fn json_list(items: &[String]) -> String {
@@ -197,54 +182,10 @@ fn render(plan: &Plan, n: usize, haystack_seed: u64) -> String {
     format!("{{{}}}\n{}", parts.join(", "), plan.question)
 }
 
-/// Parses a reply as a Python literal (quoted string or list of quoted strings) and renders
-/// it as Python's `str` would; `None` if it is not one.
-pub fn python_literal(text: &str) -> Option<String> {
-    fn string(s: &str) -> Option<(String, &str)> {
-        let q = s.chars().next().filter(|c| *c == '\'' || *c == '"')?;
-        let end = s[1..].find(q)? + 1;
-        Some((s[1..end].to_string(), &s[end + 1..]))
-    }
-    let t = text.trim();
-    if let Some(rest) = t.strip_prefix('[') {
-        let mut items = Vec::new();
-        let mut rest = rest.trim_start();
-        loop {
-            if let Some(r) = rest.strip_prefix(']') {
-                return r.trim().is_empty().then(|| python_list(&items));
-            }
-            let (item, r) = string(rest)?;
-            items.push(item);
-            rest = r.trim_start();
-            rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
-        }
-    }
-    let (s, rest) = string(t)?;
-    rest.trim().is_empty().then_some(s)
-}
-
-/// Upstream's check: the first `len(answer)` characters of the parsed reply equal the answer.
-pub fn prefix_match(prediction: &str, answer: &str) -> f64 {
-    let parsed = python_literal(prediction).unwrap_or_else(|| prediction.trim().to_string());
-    let head: String = parsed.chars().take(answer.chars().count()).collect();
-    if head == answer {
-        1.0
-    } else {
-        0.0
-    }
-}
-
-pub fn score(prediction: &str, sample: &Sample) -> f64 {
-    sample
-        .answers
-        .first()
-        .map_or(0.0, |a| prefix_match(prediction, a))
-}
-
 /// Generates a variant per configured depth (default 0, 10, …, 100) × `num_samples`; the
 /// prompt is at most `length` tokens.
 pub fn generate_variant(
-    task: &SyntheticTask,
+    task: &Task,
     variant: Variant,
     cfg: &GenConfig,
     counter: &dyn TokenCounter,
@@ -280,7 +221,7 @@ pub fn generate_variant(
                 answers: vec![plan.answer.clone()],
                 all_classes: Vec::new(),
                 metric: task.metric,
-                max_new_tokens: task.max_new_tokens,
+                max_new_tokens: task.max_new_tokens(),
                 meta,
             });
         }
@@ -306,20 +247,21 @@ const fn entry(
     summary: &'static str,
     max_new_tokens: usize,
     generate: GenerateFn,
-) -> SyntheticTask {
-    SyntheticTask {
+) -> Task {
+    Task {
         name,
         summary,
         metric: Metric::ThreadingPrefix,
-        scorer: "needle_threading literal prefix match",
-        max_new_tokens,
-        generate,
-        score,
+        source: Source::Generate {
+            generate,
+            max_new_tokens,
+            chat: true,
+        },
     }
 }
 
 /// The registry entries.
-pub const TASKS: [SyntheticTask; 5] = [
+pub const TASKS: [Task; 5] = [
     entry(
         "needle_threading/single_needle",
         "Needle Threading: the value of one UUID key in a JSON haystack",
@@ -355,21 +297,6 @@ pub const TASKS: [SyntheticTask; 5] = [
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn literal_parsing_and_prefix_match() {
-        assert_eq!(python_literal("'abc'").as_deref(), Some("abc"));
-        assert_eq!(python_literal(" \"abc\" ").as_deref(), Some("abc"));
-        assert_eq!(
-            python_literal("[\"a\", 'b']").as_deref(),
-            Some("['a', 'b']")
-        );
-        assert_eq!(python_literal("abc"), None);
-        assert_eq!(prefix_match("\"abc\"", "abc"), 1.0);
-        assert_eq!(prefix_match("abcdef", "abc"), 1.0);
-        assert_eq!(prefix_match("'ab'", "abc"), 0.0);
-        assert_eq!(prefix_match("[\"a\", \"b\"]", "['a', 'b']"), 1.0);
-    }
 
     #[test]
     fn threads_chain_in_the_right_direction() {

@@ -36,12 +36,13 @@
 
 use crate::rng::SplitMix64;
 use crate::sample::{Sample, Truncation};
+use crate::task::TokenCounter;
+use crate::task::{GenerateFn, Source, Task};
 use crate::tasks::common::{
-    fit_largest, index, niah_essay_records, sample_distinct, sample_rng, score_boxed_exact,
-    shuffle, GenConfig, GenerateFn, SyntheticTask, DEFAULT_DEPTHS,
+    fit_largest, index, niah_essay_records, sample_distinct, sample_rng, shuffle, GenConfig,
+    DEFAULT_DEPTHS,
 };
 use crate::tasks::niah::{haystack_prefix, word_spans};
-use crate::tasks::passkey::TokenCounter;
 use crate::tasks::words;
 use crate::{BenchError, Metric};
 
@@ -248,7 +249,7 @@ pub fn render_atc(question: AtcQuestion, chain: &Chain) -> (String, String) {
 
 #[allow(clippy::too_many_arguments)]
 fn sample(
-    task: &SyntheticTask,
+    task: &Task,
     cfg: &GenConfig,
     depth: Option<u32>,
     idx: usize,
@@ -278,7 +279,7 @@ fn sample(
         answers: vec![answer],
         all_classes: Vec::new(),
         metric: task.metric,
-        max_new_tokens: task.max_new_tokens,
+        max_new_tokens: task.max_new_tokens(),
         meta,
     }
 }
@@ -286,7 +287,7 @@ fn sample(
 /// Generates multi-needle reasoning with `needles` kinship sentences, per configured depth
 /// (default 0, 10, …, 100) × `num_samples`; the prompt is at most `length` tokens.
 pub fn generate_reasoning(
-    task: &SyntheticTask,
+    task: &Task,
     needles: usize,
     cfg: &GenConfig,
     counter: &dyn TokenCounter,
@@ -333,7 +334,7 @@ pub fn generate_reasoning(
 /// Generates an ATC question type: `num_samples` samples, each with the largest needle
 /// count (at least 2) whose prompt fits `length` tokens; depths are ignored.
 pub fn generate_atc(
-    task: &SyntheticTask,
+    task: &Task,
     question: AtcQuestion,
     cfg: &GenConfig,
     counter: &dyn TokenCounter,
@@ -388,20 +389,21 @@ atc!(gen_atc1, 5, AtcQuestion::NthAncestor);
 atc!(gen_atc2, 6, AtcQuestion::NthDescendant);
 atc!(gen_atc3, 7, AtcQuestion::RelationshipDistance);
 
-const fn entry(name: &'static str, summary: &'static str, generate: GenerateFn) -> SyntheticTask {
-    SyntheticTask {
+const fn entry(name: &'static str, summary: &'static str, generate: GenerateFn) -> Task {
+    Task {
         name,
         summary,
         metric: Metric::BoxedExact,
-        scorer: "needlebench_atc_postprocess_v2 + exact match (last \\boxed{})",
-        max_new_tokens: MAX_NEW_TOKENS,
-        generate,
-        score: score_boxed_exact,
+        source: Source::Generate {
+            generate,
+            max_new_tokens: MAX_NEW_TOKENS,
+            chat: true,
+        },
     }
 }
 
 /// The registry entries: reasoning with 2–5 needles, then the four ATC question types.
-pub const TASKS: [SyntheticTask; 8] = [
+pub const TASKS: [Task; 8] = [
     entry(
         "needlebench_v2/reasoning_2needle_en",
         "NeedleBench V2 multi-needle reasoning: eldest ancestor over 2 kinship needles in essays",

@@ -33,10 +33,9 @@
 //! - `max_new_tokens` is upstream's OpenAI default of 300.
 
 use crate::sample::{Sample, Truncation};
-use crate::tasks::common::{
-    invalid_config, niah_essays, score_string_match_all, GenConfig, SyntheticTask, DEFAULT_DEPTHS,
-};
-use crate::tasks::passkey::TokenCounter;
+use crate::task::TokenCounter;
+use crate::task::{Source, Task};
+use crate::tasks::common::{invalid_config, niah_essays, GenConfig, DEFAULT_DEPTHS};
 use crate::{BenchError, Metric};
 
 /// Bumped whenever the prompt text or the placement changes.
@@ -58,15 +57,16 @@ pub const KEY_PHRASES: [&str; 2] = ["sandwich", "Dolores Park"];
 pub const MAX_NEW_TOKENS: usize = 300;
 
 /// The registry entry.
-pub const TASK: SyntheticTask = SyntheticTask {
+pub const TASK: Task = Task {
     name: "niah",
     summary:
         "Kamradt needle in a haystack: one sentence hidden at a depth of the Paul Graham essays",
     metric: Metric::StringMatchAll,
-    scorer: "string_match_all (needle key phrases)",
-    max_new_tokens: MAX_NEW_TOKENS,
-    generate,
-    score: score_string_match_all,
+    source: Source::Generate {
+        generate,
+        max_new_tokens: MAX_NEW_TOKENS,
+        chat: true,
+    },
 };
 
 /// Byte ranges of the whitespace-separated words of `text`.

@@ -27,15 +27,29 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::BenchError;
 use crate::rng::SplitMix64;
-use crate::{BenchError, Metric, TaskInfo};
+use crate::sample::{Metric, Sample, Truncation};
+use crate::task::{GenConfig, Source, Task, TokenCounter, DEFAULT_DEPTHS};
 
-/// The registry entry.
-pub const INFO: TaskInfo = TaskInfo {
+/// The registry entry: a raw completion prompt (it ends with the answer cue).
+pub const TASKS: [Task; 1] = [Task {
     name: "passkey",
     summary: "find a 1–7 digit pass key hidden at a given depth in repeated filler text (LM-Infinite variant)",
     metric: Metric::FirstIntegerEq,
-};
+    source: Source::Generate {
+        generate,
+        max_new_tokens: MAX_NEW_TOKENS,
+        chat: false,
+    },
+}];
+
+/// Tokens generated for the answer unless the configuration says otherwise.
+pub const MAX_NEW_TOKENS: usize = 8;
+
+/// The question alone, without the continuation cue: what instruction-aware policies
+/// (CItruS) are given.
+pub const INSTRUCTION: &str = "What is the pass key?";
 
 /// Bumped whenever the prompt text or the key derivation changes, so that stored results of
 /// an older generator are never mistaken for current ones.
@@ -60,17 +74,6 @@ pub const PASSKEY_END: u64 = 10_000_000;
 /// The sentence that carries the key.
 pub fn key_line(passkey: u64) -> String {
     format!("The pass key is {passkey}. Remember it. {passkey} is the pass key.")
-}
-
-/// Counts the tokens of a text; implemented for every `Fn(&str) -> usize`.
-pub trait TokenCounter {
-    fn count_tokens(&self, text: &str) -> usize;
-}
-
-impl<F: Fn(&str) -> usize> TokenCounter for F {
-    fn count_tokens(&self, text: &str) -> usize {
-        self(text)
-    }
 }
 
 /// Which sample to generate: everything that determines its text.
@@ -261,48 +264,46 @@ pub fn generate_sample(
     })
 }
 
-/// Everything that identifies one stored result: a re-run with the same key reuses it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct PasskeyRunKey {
-    /// Always `"passkey"`.
-    pub task: String,
-    pub generator_version: u32,
-    /// The model's file name.
-    pub model: String,
-    /// `sha256:<hex>` when known (catalogue models), else `bytes:<file size>`.
-    pub model_id: String,
-    pub policy: String,
-    /// The policy's options as canonical `key=value` pairs, sorted, comma-separated.
-    pub policy_options: String,
-    pub max_tokens: usize,
-    #[serde(flatten)]
-    pub case: PasskeyCase,
-}
-
-/// What running one sample produced.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PasskeyOutcome {
-    pub passkey: u64,
-    /// The generated text (partial when `error` is set and generation had started).
-    pub output: String,
-    pub correct: bool,
-    /// Why the sample could not be run to the end; the sample then counts as incorrect.
-    pub error: Option<String>,
-    pub prompt_tokens: usize,
-    pub generated_tokens: usize,
-    pub prefill_seconds: f64,
-    pub decode_tokens_per_second: f64,
-    /// Peak resident memory while the sample ran, if the platform reports it.
-    pub peak_rss_mib: Option<f64>,
-}
-
-/// One line of a passkey results file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PasskeyRecord {
-    #[serde(flatten)]
-    pub key: PasskeyRunKey,
-    #[serde(flatten)]
-    pub outcome: PasskeyOutcome,
+/// The task's generator: for `cfg.length`, every sample index × depth (default
+/// [`DEFAULT_DEPTHS`]) in that order, as ids `passkey/LENGTH/DEPTH/INDEX`. `counter` counts
+/// the tokens of a whole request (BOS included); the prompt leaves room for all but the last
+/// answer token, because generation feeds back all but the last one: a prompt sized to
+/// `full`'s trained context still fits with its answer.
+pub fn generate(cfg: &GenConfig, counter: &dyn TokenCounter) -> Result<Vec<Sample>, BenchError> {
+    let max_new_tokens = cfg.max_new_tokens.unwrap_or(MAX_NEW_TOKENS).max(1);
+    let answer_room = max_new_tokens - 1;
+    let count = |text: &str| counter.count_tokens(text) + answer_room;
+    let depths = cfg.depths_or(&DEFAULT_DEPTHS);
+    let mut out = Vec::with_capacity(cfg.num_samples * depths.len());
+    for index in 0..cfg.num_samples as u64 {
+        for &depth in &depths {
+            let case = PasskeyCase::new(cfg.length, depth, index, cfg.seed)?;
+            let s = generate_sample(&case, &count)?;
+            out.push(Sample {
+                id: format!("passkey/{}/{depth}/{index}", cfg.length),
+                task: "passkey".into(),
+                prompt: s.prompt,
+                chat: false,
+                answer_prefix: String::new(),
+                question: INSTRUCTION.into(),
+                truncation: Truncation::None,
+                answers: vec![s.answer],
+                all_classes: Vec::new(),
+                metric: Metric::FirstIntegerEq,
+                max_new_tokens,
+                meta: serde_json::json!({
+                    "length": cfg.length,
+                    "depth": depth,
+                    "sample": index,
+                    "seed": cfg.seed,
+                    "passkey": s.passkey,
+                    "generator_version": GENERATOR_VERSION,
+                    "prompt_tokens": s.prompt_tokens,
+                }),
+            });
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -495,38 +496,30 @@ mod tests {
     }
 
     #[test]
-    fn records_round_trip_as_flat_json() {
-        let record = PasskeyRecord {
-            key: PasskeyRunKey {
-                task: "passkey".into(),
-                generator_version: GENERATOR_VERSION,
-                model: "m.gguf".into(),
-                model_id: "bytes:10".into(),
-                policy: "full".into(),
-                policy_options: String::new(),
-                max_tokens: 8,
-                case: PasskeyCase::new(512, 50, 0, 0).unwrap(),
-            },
-            outcome: PasskeyOutcome {
-                passkey: 123,
-                output: " 123.".into(),
-                correct: true,
-                error: None,
-                prompt_tokens: 500,
-                generated_tokens: 3,
-                prefill_seconds: 0.5,
-                decode_tokens_per_second: 20.0,
-                peak_rss_mib: Some(300.0),
-            },
-        };
-        let line = serde_json::to_string(&record).unwrap();
-        assert!(
-            line.contains("\"length\":512")
-                && line.contains("\"depth\":50")
-                && line.contains("\"correct\":true"),
-            "{line}"
+    fn the_task_generates_the_cases_with_room_for_the_answer() {
+        let mut cfg = GenConfig::new(512, &[10, 50], 2);
+        cfg.max_new_tokens = Some(8);
+        let samples = generate(&cfg, &words).unwrap();
+        let ids: Vec<&str> = samples.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "passkey/512/10/0",
+                "passkey/512/50/0",
+                "passkey/512/10/1",
+                "passkey/512/50/1"
+            ]
         );
-        let back: PasskeyRecord = serde_json::from_str(&line).unwrap();
-        assert_eq!(back, record);
+        // All but the last answer token fit with the prompt: the same sample as the
+        // generator's own with a counter charging 7 more tokens.
+        let seven_more = |t: &str| words(t) + 7;
+        let case = generate_sample(&PasskeyCase::new(512, 50, 0, 0).unwrap(), &seven_more).unwrap();
+        let s = &samples[1];
+        assert_eq!(s.prompt, case.prompt);
+        assert_eq!(s.answers, [GOLDEN_KEYS[0].to_string()]);
+        assert_eq!(s.meta["passkey"], GOLDEN_KEYS[0]);
+        assert_eq!((s.chat, s.max_new_tokens), (false, 8));
+        assert_eq!(s.question, INSTRUCTION);
+        assert_eq!(TASKS[0].max_new_tokens(), MAX_NEW_TOKENS);
     }
 }
