@@ -224,11 +224,18 @@ pub fn ask(
         question: question.trim().to_string(),
         sampling,
     };
-    let method = resolve_method(&reading.method, &backend, &query)?;
+    // A KV policy named on the command line reads the whole document: `auto` then means
+    // `direct` (the policy is what the user chose to handle the length).
+    let requested = if reading.method == "auto" && args.policy != "auto" {
+        "direct"
+    } else {
+        reading.method.as_str()
+    };
+    let method = resolve_method(requested, &backend, &query)?;
     // Options are checked before any model call.
     Options::parse(find_method(method)?, &reading.method_opt)?;
     if method != "direct" || reading.method != "auto" {
-        let why = if reading.method == "auto" {
+        let why = if requested == "auto" {
             " (auto: the documents do not fit the model's window in one call)"
         } else {
             ""
