@@ -10,6 +10,7 @@ pub mod ops;
 pub mod perplexity;
 pub mod policy;
 pub mod quant;
+pub mod rope;
 pub mod sampling;
 pub mod session;
 pub mod testing;

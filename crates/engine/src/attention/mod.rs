@@ -9,8 +9,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::kv::LayerKv;
-use crate::model::RopeParams;
-use crate::ops;
+use crate::rope::{self, RopeParams};
 use simd::Simd;
 
 mod rope_table;
@@ -454,7 +453,7 @@ fn attend_with(
             for (j, row) in mk.chunks_exact_mut(d).enumerate() {
                 if let Some(delta) = target(j) {
                     let (cos, sin) = scratch.rope_table.get(&inp.rope, delta);
-                    ops::rope_apply(&inp.rope, row, cos, sin);
+                    rope::apply(&inp.rope, row, cos, sin);
                 }
             }
         }
@@ -467,7 +466,7 @@ fn attend_with(
                 let mut q = inp.q_pre.to_vec();
                 let (cos, sin) = scratch.rope_table.get(&inp.rope, dist as i64);
                 q.chunks_exact_mut(d)
-                    .for_each(|h| ops::rope_apply(&inp.rope, h, cos, sin));
+                    .for_each(|h| rope::apply(&inp.rope, h, cos, sin));
                 scratch.fixed_q.push((dist, q));
             }
         }

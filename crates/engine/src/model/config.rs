@@ -2,6 +2,7 @@
 
 use crate::gguf::GgufFile;
 use crate::model::ModelError;
+pub use crate::rope::RopeParams;
 
 /// Decoder architectures the engine can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,19 +33,6 @@ impl Arch {
             Arch::Gemma3 => "gemma3",
         }
     }
-}
-
-/// Rotary position embedding parameters of one layer.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RopeParams {
-    /// θ base (`rope.freq_base`).
-    pub base: f32,
-    /// Linear position scale (1 / `rope.scaling.factor` for linear scaling).
-    pub freq_scale: f32,
-    /// Number of rotated dimensions of each head (≤ head_dim).
-    pub n_rot: usize,
-    /// Half-split pairing (i, i + n_rot/2) instead of adjacent pairs (2i, 2i+1).
-    pub neox: bool,
 }
 
 /// Everything the forward pass needs to know about the model's shape.

@@ -13,6 +13,7 @@ use crate::kv::KvStore;
 use crate::ops;
 use crate::policy::{CachePolicy, PlanContext, PolicyError};
 use crate::quant::{matmul, matvec, MatScratch, QMatrix, QuantError};
+use crate::rope;
 use crate::tokenizer::{Tokenizer, TokenizerError};
 
 pub use config::{Arch, ModelConfig, RopeParams};
@@ -374,7 +375,7 @@ impl Model {
             if rope_of_table != Some(rope) {
                 let hr = rope.n_rot / 2;
                 for t in 0..n {
-                    ops::rope_cos_sin(
+                    rope::cos_sin(
                         &rope,
                         ws.pos[t] as f64,
                         &mut ws.cos[t * hr..(t + 1) * hr],
@@ -388,10 +389,10 @@ impl Model {
                 let (c, s) = (&ws.cos[t * hr..(t + 1) * hr], &ws.sin[t * hr..(t + 1) * hr]);
                 ws.q[t * qd..(t + 1) * qd]
                     .chunks_exact_mut(hd)
-                    .for_each(|h| ops::rope_apply(&rope, h, c, s));
+                    .for_each(|h| rope::apply(&rope, h, c, s));
                 ws.k[t * kvd..(t + 1) * kvd]
                     .chunks_exact_mut(hd)
-                    .for_each(|h| ops::rope_apply(&rope, h, c, s));
+                    .for_each(|h| rope::apply(&rope, h, c, s));
             }
             kv.append(il, &ws.k, &ws.k_pre, &ws.v, n);
             let ctx = PlanContext {

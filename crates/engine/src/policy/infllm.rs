@@ -23,12 +23,11 @@ use std::sync::Arc;
 
 use crate::attention::{AttnPlan, ExternalKv, KeyPos, LayerObs, Slots, Span, SpanMask};
 use crate::kv::KvStore;
-use crate::model::RopeParams;
-use crate::ops;
 use crate::policy::block_memory::BlockMemory;
 use crate::policy::{
     CachePolicy, ModelFacts, OptionReader, PlanContext, PolicyError, PolicyInfo, PolicyOption,
 };
+use crate::rope::{self, RopeParams};
 
 pub(crate) const INFO: PolicyInfo = PolicyInfo {
     name: "infllm",
@@ -360,9 +359,9 @@ impl InfllmPolicy {
             // so rotating the mean equals averaging rotated queries).
             let half = ctx.rope.n_rot / 2;
             let (mut cos, mut sin) = (vec![0.0; half], vec![0.0; half]);
-            ops::rope_cos_sin(&ctx.rope, self.n_local as f64, &mut cos, &mut sin);
+            rope::cos_sin(&ctx.rope, self.n_local as f64, &mut cos, &mut sin);
             q.chunks_exact_mut(g.d)
-                .for_each(|h| ops::rope_apply(&ctx.rope, h, &cos, &sin));
+                .for_each(|h| rope::apply(&ctx.rope, h, &cos, &sin));
             let scores: Vec<f32> = (0..nb)
                 .map(|b| crate::attention::dot(&q, &mem.repr[b * hd..(b + 1) * hd]))
                 .collect();
@@ -447,8 +446,8 @@ impl InfllmPolicy {
                     let (mut cos, mut sin) = (vec![0.0; half], vec![0.0; half]);
                     for (row, &p) in lkv.k[h][start * d..end * d].chunks_exact(d).zip(positions) {
                         let mut row = row.to_vec();
-                        ops::rope_cos_sin(&rope, -(p as f64), &mut cos, &mut sin);
-                        ops::rope_apply(&rope, &mut row, &cos, &sin);
+                        rope::cos_sin(&rope, -(p as f64), &mut cos, &mut sin);
+                        rope::apply(&rope, &mut row, &cos, &sin);
                         k.extend_from_slice(&row);
                     }
                 }
@@ -724,7 +723,7 @@ mod tests {
 
     #[test]
     fn blocks_leave_the_store_with_per_head_representatives() {
-        use crate::model::RopeParams;
+        use crate::rope::RopeParams;
         // 1 layer, 2 query heads sharing 1 KV head, d = 2; n_local 4, n_init 1, block 2.
         let mut p = InfllmPolicy::new(4, 1, 2, 1).expect("valid");
         p.repr_topk = 1;

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use crate::attention::{AttnPlan, KeyPos, LayerObs, Slots, Span, SpanMask};
 use crate::kv::KvStore;
-use crate::model::RopeParams;
+use crate::rope::RopeParams;
 
 /// Errors from building or running a policy.
 #[derive(Debug, thiserror::Error)]

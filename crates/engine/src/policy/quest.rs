@@ -414,8 +414,8 @@ impl CachePolicy for QuestPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::RopeParams;
     use crate::policy::build_policy;
+    use crate::rope::RopeParams;
 
     const FACTS: ModelFacts = ModelFacts {
         n_layers: 1,
