@@ -13,6 +13,7 @@ pub mod quant;
 pub mod rope;
 pub mod sampling;
 pub mod session;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod tokenizer;
 
