@@ -67,6 +67,7 @@ pub(crate) const INFO: PolicyInfo = PolicyInfo {
             help: "MiB of block memory kept in RAM; beyond it blocks move to an unlinked temporary file in TMPDIR (off: all in RAM)",
         },
     ],
+    build: |opts, facts| Ok(Box::new(InfllmPolicy::from_options(opts, facts)?)),
 };
 
 /// Head geometry, learnt from the first planned layer.

@@ -46,6 +46,7 @@ pub(crate) const INFO: PolicyInfo = PolicyInfo {
         PolicyOption { name: "capacity", default: "model's trained context", help: "most tokens stored; oldest pages after the sinks are evicted" },
         PolicyOption { name: "chunk", default: "512", help: "tokens per prefill forward pass" },
     ],
+    build: |opts, facts| Ok(Box::new(QuestPolicy::from_options(opts, facts)?)),
 };
 
 /// Per-page key bounds of one layer.

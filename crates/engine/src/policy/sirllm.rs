@@ -50,6 +50,7 @@ pub(crate) const INFO: PolicyInfo = PolicyInfo {
             help: "tokens per prefill pass, the eviction granularity (SirLLM evicts per turn)",
         },
     ],
+    build: |opts, facts| Ok(Box::new(SirllmPolicy::from_options(opts, facts)?)),
 };
 
 /// Surprisal-based retention with slot positions.
