@@ -229,6 +229,7 @@ thread_local! {
 struct OutPtr(*mut f32);
 // SAFETY: every task writes a distinct (query row, head) sub-slice; see `attend`.
 unsafe impl Send for OutPtr {}
+// SAFETY: shared only to hand each task its own disjoint region, as for `Send`.
 unsafe impl Sync for OutPtr {}
 
 impl OutPtr {
@@ -800,35 +801,40 @@ fn key_scores_portable(q: &[f32], keys: &[f32], d: usize, scale: f32, out: &mut 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn key_scores_avx2(q: &[f32], keys: &[f32], d: usize, scale: f32, out: &mut [f32]) {
-    use std::arch::x86_64::*;
-    let n = out.len().min(keys.len() / d.max(1));
-    if !d.is_multiple_of(8) || q.len() < d {
-        return key_scores_portable(q, keys, d, scale, out);
-    }
-    let (qp, kp, op) = (q.as_ptr(), keys.as_ptr(), out.as_mut_ptr());
-    let sc = _mm_set1_ps(scale);
-    let mut j = 0;
-    while j + 4 <= n {
-        let k0 = kp.add(j * d);
-        let (k1, k2, k3) = (k0.add(d), k0.add(2 * d), k0.add(3 * d));
-        let mut a0 = _mm256_setzero_ps();
-        let (mut a1, mut a2, mut a3) = (a0, a0, a0);
-        let mut c = 0;
-        while c < d {
-            let qv = _mm256_loadu_ps(qp.add(c));
-            a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0.add(c)), a0);
-            a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1.add(c)), a1);
-            a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2.add(c)), a2);
-            a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3.add(c)), a3);
-            c += 8;
+    // SAFETY: `key_scores` calls this only after detecting avx2 and fma. `n` is at most the
+    // keys in `keys` and the slots in `out`, `d` is a multiple of 8 and `q` holds `d` floats, so
+    // the four key rows (j + 4 <= n), the query loads (c < d) and the 4-float store stay in bounds.
+    unsafe {
+        use std::arch::x86_64::*;
+        let n = out.len().min(keys.len() / d.max(1));
+        if !d.is_multiple_of(8) || q.len() < d {
+            return key_scores_portable(q, keys, d, scale, out);
         }
-        // Lane sums of the four accumulators, in key order.
-        let s = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-        let r = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-        _mm_storeu_ps(op.add(j), _mm_mul_ps(r, sc));
-        j += 4;
+        let (qp, kp, op) = (q.as_ptr(), keys.as_ptr(), out.as_mut_ptr());
+        let sc = _mm_set1_ps(scale);
+        let mut j = 0;
+        while j + 4 <= n {
+            let k0 = kp.add(j * d);
+            let (k1, k2, k3) = (k0.add(d), k0.add(2 * d), k0.add(3 * d));
+            let mut a0 = _mm256_setzero_ps();
+            let (mut a1, mut a2, mut a3) = (a0, a0, a0);
+            let mut c = 0;
+            while c < d {
+                let qv = _mm256_loadu_ps(qp.add(c));
+                a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0.add(c)), a0);
+                a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1.add(c)), a1);
+                a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2.add(c)), a2);
+                a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3.add(c)), a3);
+                c += 8;
+            }
+            // Lane sums of the four accumulators, in key order.
+            let s = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+            let r = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+            _mm_storeu_ps(op.add(j), _mm_mul_ps(r, sc));
+            j += 4;
+        }
+        key_scores_portable(q, &keys[j * d..], d, scale, &mut out[j..n]);
     }
-    key_scores_portable(q, &keys[j * d..], d, scale, &mut out[j..n]);
 }
 
 /// `o += Σ_j p_j · v_j` over consecutive value rows of length `d` (zero weights skipped).
@@ -857,18 +863,23 @@ fn weighted_sum_portable(p: &[f32], values: &[f32], d: usize, o: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn weighted_sum_avx2(p: &[f32], values: &[f32], d: usize, o: &mut [f32]) {
-    if o.len() < d || !d.is_multiple_of(32) {
-        return weighted_sum_portable(p, values, d, o);
-    }
-    let n = p.len().min(values.len() / d);
-    let mut c = 0;
-    while c < d {
-        if d - c >= 64 {
-            weighted_sum_cols_avx2::<8>(&p[..n], values, d, c, o);
-            c += 64;
-        } else {
-            weighted_sum_cols_avx2::<4>(&p[..n], values, d, c, o);
-            c += 32;
+    // SAFETY: `weighted_sum` calls this only after detecting avx2 and fma; `o` holds `d` floats,
+    // `d` is a multiple of 32 and only `n ≤ values.len() / d` weights are passed, which is what
+    // `weighted_sum_cols_avx2` requires.
+    unsafe {
+        if o.len() < d || !d.is_multiple_of(32) {
+            return weighted_sum_portable(p, values, d, o);
+        }
+        let n = p.len().min(values.len() / d);
+        let mut c = 0;
+        while c < d {
+            if d - c >= 64 {
+                weighted_sum_cols_avx2::<8>(&p[..n], values, d, c, o);
+                c += 64;
+            } else {
+                weighted_sum_cols_avx2::<4>(&p[..n], values, d, c, o);
+                c += 32;
+            }
         }
     }
 }
@@ -883,24 +894,28 @@ unsafe fn weighted_sum_cols_avx2<const V: usize>(
     c: usize,
     o: &mut [f32],
 ) {
-    use std::arch::x86_64::*;
-    let out = o.as_mut_ptr().add(c);
-    let mut acc = [_mm256_setzero_ps(); V];
-    for (i, a) in acc.iter_mut().enumerate() {
-        *a = _mm256_loadu_ps(out.add(8 * i));
-    }
-    for (j, &pj) in p.iter().enumerate() {
-        if pj == 0.0 {
-            continue;
-        }
-        let w = _mm256_set1_ps(pj);
-        let v = values.as_ptr().add(j * d + c);
+    // SAFETY: called from `weighted_sum_avx2` (avx2 and fma detected) with `c + 8·V ≤ d ≤ o.len()`
+    // and `p.len() · d ≤ values.len()`, so every load and store below is in bounds.
+    unsafe {
+        use std::arch::x86_64::*;
+        let out = o.as_mut_ptr().add(c);
+        let mut acc = [_mm256_setzero_ps(); V];
         for (i, a) in acc.iter_mut().enumerate() {
-            *a = _mm256_fmadd_ps(w, _mm256_loadu_ps(v.add(8 * i)), *a);
+            *a = _mm256_loadu_ps(out.add(8 * i));
         }
-    }
-    for (i, a) in acc.iter().enumerate() {
-        _mm256_storeu_ps(out.add(8 * i), *a);
+        for (j, &pj) in p.iter().enumerate() {
+            if pj == 0.0 {
+                continue;
+            }
+            let w = _mm256_set1_ps(pj);
+            let v = values.as_ptr().add(j * d + c);
+            for (i, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(w, _mm256_loadu_ps(v.add(8 * i)), *a);
+            }
+        }
+        for (i, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out.add(8 * i), *a);
+        }
     }
 }
 
