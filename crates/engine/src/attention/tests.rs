@@ -1,5 +1,7 @@
 //! Attention kernel tests against naive references.
 
+use std::sync::Arc;
+
 use super::*;
 
 const D: usize = 8;
