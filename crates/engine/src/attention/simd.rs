@@ -174,7 +174,8 @@ mod x86 {
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn row_max(s: &[f32]) -> f32 {
-        // SAFETY: callers uphold this unsafe fn's contract: `Simd::Avx2` exists only after avx2 and fma were detected, and every load and store below stays within the slice it was given.
+        // SAFETY: callers uphold this unsafe fn's contract: `Simd::Avx2` exists only after avx2 and
+        // fma were detected, and every load and store below stays within the slice it was given.
         unsafe {
             let mut acc = _mm256_set1_ps(f32::NEG_INFINITY);
             let mut chunks = s.chunks_exact(8);
@@ -195,7 +196,8 @@ mod x86 {
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn exp_shift_sum(s: &mut [f32], m: f32) -> f32 {
-        // SAFETY: callers uphold this unsafe fn's contract: `Simd::Avx2` exists only after avx2 and fma were detected, and every load and store below stays within the slice it was given.
+        // SAFETY: callers uphold this unsafe fn's contract: `Simd::Avx2` exists only after avx2 and
+        // fma were detected, and every load and store below stays within the slice it was given.
         unsafe {
             let mv = _mm256_set1_ps(m);
             let mut acc = _mm256_setzero_ps();

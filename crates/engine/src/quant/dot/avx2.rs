@@ -19,7 +19,9 @@ pub(crate) struct Madd;
 impl Dp for Madd {
     #[inline(always)]
     unsafe fn dp(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
-        // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+        // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+        // before any kernel table reaching it was built, and its pointers cover every block read
+        // below (row and activation lengths are checked on entry to the kernel).
         unsafe {
             let p = _mm256_maddubs_epi16(u, s);
             _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)))
@@ -32,7 +34,9 @@ pub(crate) struct AvxVnni;
 impl Dp for AvxVnni {
     #[inline(always)]
     unsafe fn dp(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
-        // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+        // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+        // before any kernel table reaching it was built, and its pointers cover every block read
+        // below (row and activation lengths are checked on entry to the kernel).
         unsafe { _mm256_dpbusd_avx_epi32(acc, u, s) }
     }
 }
@@ -87,7 +91,9 @@ pub(super) fn kernels_vnni() -> Option<Kernels> {
 
 #[inline(always)]
 pub(super) unsafe fn hsum_ps(v: __m256) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -98,7 +104,9 @@ pub(super) unsafe fn hsum_ps(v: __m256) -> f32 {
 
 #[inline(always)]
 pub(super) unsafe fn hsum_ps128(s: __m128) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         let s = _mm_add_ss(s, _mm_movehdup_ps(s));
@@ -109,7 +117,9 @@ pub(super) unsafe fn hsum_ps128(s: __m128) -> f32 {
 /// One f16 at `p` to f32.
 #[inline(always)]
 pub(super) unsafe fn f16_1(p: *const u8) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let bits = std::ptr::read_unaligned(p as *const u16);
         _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
@@ -119,7 +129,9 @@ pub(super) unsafe fn f16_1(p: *const u8) -> f32 {
 /// Two consecutive f16 at `p` to f32.
 #[inline(always)]
 pub(super) unsafe fn f16_2(p: *const u8) -> (f32, f32) {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let bits = std::ptr::read_unaligned(p as *const i32);
         let v = _mm_cvtph_ps(_mm_cvtsi32_si128(bits));
@@ -130,7 +142,9 @@ pub(super) unsafe fn f16_2(p: *const u8) -> (f32, f32) {
 /// 16 packed nibbles -> 32 bytes `[low nibbles | high nibbles]` (ggml block element order).
 #[inline(always)]
 pub(super) unsafe fn nibbles_32(p: *const u8) -> __m256i {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let q = _mm_loadu_si128(p as *const __m128i);
         let m4 = _mm_set1_epi8(0x0f);
@@ -143,7 +157,9 @@ pub(super) unsafe fn nibbles_32(p: *const u8) -> __m256i {
 /// Bit i of `x` -> 0xFF in byte i (i < 32), else 0.
 #[inline(always)]
 pub(crate) unsafe fn bytes_from_bits_32(x: u32) -> __m256i {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let shuf = _mm256_set_epi64x(
             0x0303_0303_0303_0303,
@@ -159,13 +175,17 @@ pub(crate) unsafe fn bytes_from_bits_32(x: u32) -> __m256i {
 
 #[inline(always)]
 unsafe fn rd_u32(p: *const u8) -> u32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe { std::ptr::read_unaligned(p as *const u32) }
 }
 
 #[inline(always)]
 unsafe fn load_y(a: &Q8View<'_>, b: usize) -> __m256i {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe { _mm256_loadu_si256(a.qs.as_ptr().add(32 * b) as *const __m256i) }
 }
 
@@ -212,7 +232,10 @@ macro_rules! q8_kernel {
             let nb = check_q8(w, rb, $ts, a, out.len());
             #[target_feature(enable = "avx2,fma,f16c")]
             unsafe fn inner(w: *const u8, rb: usize, nb: usize, a: &Q8View<'_>, out: &mut [f32]) {
-                // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+                // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were
+                // detected before any kernel table reaching it was built, and its pointers cover
+                // every block read below (row and activation lengths are checked on entry to the
+                // kernel).
                 unsafe {
                     for (r, o) in out.iter_mut().enumerate() {
                         *o = $row::<Madd>(w.add(r * rb), nb, a);
@@ -228,7 +251,10 @@ macro_rules! q8_kernel {
             let nb = check_q8(w, rb, $ts, a, out.len());
             #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
             unsafe fn inner(w: *const u8, rb: usize, nb: usize, a: &Q8View<'_>, out: &mut [f32]) {
-                // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+                // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were
+                // detected before any kernel table reaching it was built, and its pointers cover
+                // every block read below (row and activation lengths are checked on entry to the
+                // kernel).
                 unsafe {
                     for (r, o) in out.iter_mut().enumerate() {
                         *o = $row::<AvxVnni>(w.add(r * rb), nb, a);
@@ -259,7 +285,9 @@ unsafe fn row_blocks<const TS: usize, const SINGLE: bool, const USE_DS: bool>(
     cmul: f32,
     dot: impl Fn(*const u8, usize) -> __m256i,
 ) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let act = if USE_DS { a.ds.as_ptr() } else { a.di.as_ptr() };
         let mut acc = [_mm256_setzero_ps(); 2];
@@ -290,7 +318,9 @@ unsafe fn row_blocks<const TS: usize, const SINGLE: bool, const USE_DS: bool>(
 
 #[inline(always)]
 unsafe fn row_q4_0<D: Dp>(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         row_blocks::<{ L::Q4_0 }, true, false>(row, nb, a, -8.0, |b0, b| {
             D::dp(_mm256_setzero_si256(), nibbles_32(b0.add(2)), load_y(a, b))
@@ -300,7 +330,9 @@ unsafe fn row_q4_0<D: Dp>(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
 
 #[inline(always)]
 unsafe fn row_q4_1<D: Dp>(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         row_blocks::<{ L::Q4_1 }, false, true>(row, nb, a, 1.0, |b0, b| {
             D::dp(_mm256_setzero_si256(), nibbles_32(b0.add(4)), load_y(a, b))
@@ -310,7 +342,9 @@ unsafe fn row_q4_1<D: Dp>(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
 
 #[inline(always)]
 unsafe fn q5_weights(qh: u32, qs: *const u8) -> __m256i {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let hb = _mm256_and_si256(bytes_from_bits_32(qh), _mm256_set1_epi8(0x10));
         _mm256_or_si256(nibbles_32(qs), hb)
@@ -319,7 +353,9 @@ unsafe fn q5_weights(qh: u32, qs: *const u8) -> __m256i {
 
 #[inline(always)]
 unsafe fn row_q5_0<D: Dp>(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         row_blocks::<{ L::Q5_0 }, true, false>(row, nb, a, -16.0, |b0, b| {
             let wq = q5_weights(rd_u32(b0.add(2)), b0.add(6));
@@ -330,7 +366,9 @@ unsafe fn row_q5_0<D: Dp>(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
 
 #[inline(always)]
 unsafe fn row_q5_1<D: Dp>(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         row_blocks::<{ L::Q5_1 }, false, true>(row, nb, a, 1.0, |b0, b| {
             let wq = q5_weights(rd_u32(b0.add(4)), b0.add(8));
@@ -341,7 +379,9 @@ unsafe fn row_q5_1<D: Dp>(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
 
 #[inline(always)]
 unsafe fn row_q8_0<D: Dp>(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         row_blocks::<{ L::Q8_0 }, true, false>(row, nb, a, 0.0, |b0, b| {
             let wq = _mm256_loadu_si256(b0.add(2) as *const __m256i);
@@ -367,7 +407,9 @@ macro_rules! q8k_kernel {
 
         #[target_feature(enable = "avx2,fma,f16c")]
         unsafe fn $inner(w: *const u8, rb: usize, nb: usize, a: &Q8KView<'_>, out: &mut [f32]) {
-            // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+            // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were
+            // detected before any kernel table reaching it was built, and its pointers cover every
+            // block read below (row and activation lengths are checked on entry to the kernel).
             unsafe {
                 for (r, o) in out.iter_mut().enumerate() {
                     *o = $row(w.add(r * rb), nb, a);
@@ -385,7 +427,9 @@ q8k_kernel!(q6_k, q6_k_inner, row_q6_k, L::Q6_K);
 /// eight per-32 activation sums).
 #[inline(always)]
 pub(super) unsafe fn mins_dot(mins: *const u8, bsums2: *const i16) -> __m128i {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let m16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(mins as *const __m128i));
         _mm_madd_epi16(m16, _mm_loadu_si128(bsums2 as *const __m128i))
@@ -394,7 +438,9 @@ pub(super) unsafe fn mins_dot(mins: *const u8, bsums2: *const i16) -> __m128i {
 
 #[inline(always)]
 unsafe fn row_q4_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let m4 = _mm256_set1_epi8(0x0f);
         let mut acc = _mm256_setzero_ps();
@@ -436,7 +482,9 @@ unsafe fn row_q4_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
 
 #[inline(always)]
 unsafe fn row_q5_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let m4 = _mm256_set1_epi8(0x0f);
         let one = _mm256_set1_epi8(1);
@@ -499,7 +547,9 @@ const Q6_SCALE_SHUF: [[u8; 16]; 8] = {
 
 #[inline(always)]
 unsafe fn row_q6_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let m4 = _mm256_set1_epi8(0x0f);
         let m3 = _mm256_set1_epi8(3);
@@ -576,7 +626,9 @@ macro_rules! f_kernel {
 
         #[target_feature(enable = "avx2,fma,f16c")]
         unsafe fn $inner(w: *const u8, rb: usize, n: usize, x: *const f32, out: &mut [f32]) {
-            // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+            // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were
+            // detected before any kernel table reaching it was built, and its pointers cover every
+            // block read below (row and activation lengths are checked on entry to the kernel).
             unsafe {
                 for (r, o) in out.iter_mut().enumerate() {
                     *o = $row(w.add(r * rb), n, x);
@@ -592,17 +644,23 @@ f_kernel!(bf16_rows, bf16_inner, row_bf16, 2);
 
 #[inline(always)]
 unsafe fn load8_f32(p: *const u8) -> __m256 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe { _mm256_loadu_ps(p as *const f32) }
 }
 #[inline(always)]
 unsafe fn load8_f16(p: *const u8) -> __m256 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)) }
 }
 #[inline(always)]
 unsafe fn load8_bf16(p: *const u8) -> __m256 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let v = _mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i));
         _mm256_castsi256_ps(_mm256_slli_epi32(v, 16))
@@ -613,7 +671,9 @@ macro_rules! f_row {
     ($row:ident, $load:ident, $esz:expr, $conv:expr) => {
         #[inline(always)]
         unsafe fn $row(w: *const u8, n: usize, x: *const f32) -> f32 {
-            // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+            // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were
+            // detected before any kernel table reaching it was built, and its pointers cover every
+            // block read below (row and activation lengths are checked on entry to the kernel).
             unsafe {
                 let mut acc = [_mm256_setzero_ps(); 4];
                 let mut i = 0;
@@ -643,17 +703,23 @@ macro_rules! f_row {
 
 #[inline(always)]
 unsafe fn one_f32(p: *const u8) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe { std::ptr::read_unaligned(p as *const f32) }
 }
 #[inline(always)]
 unsafe fn one_f16(p: *const u8) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe { crate::quant::util::f16_to_f32(std::ptr::read_unaligned(p as *const u16)) }
 }
 #[inline(always)]
 unsafe fn one_bf16(p: *const u8) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe { crate::quant::util::bf16_to_f32(std::ptr::read_unaligned(p as *const u16)) }
 }
 

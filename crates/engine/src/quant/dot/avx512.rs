@@ -43,7 +43,10 @@ macro_rules! kernel {
             let nb = $check(w, rb, $ts, a, out.len());
             #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
             unsafe fn inner(w: *const u8, rb: usize, nb: usize, a: &$view<'_>, out: &mut [f32]) {
-                // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+                // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were
+                // detected before any kernel table reaching it was built, and its pointers cover
+                // every block read below (row and activation lengths are checked on entry to the
+                // kernel).
                 unsafe {
                     for (r, o) in out.iter_mut().enumerate() {
                         *o = $row(w.add(r * rb), nb, a);
@@ -72,7 +75,9 @@ kernel!(q6_k, Q8KView, check_q8k, row_q6_k, L::Q6_K);
 /// Two blocks' 16 packed nibbles each -> 64 bytes `[lo0 | hi0 | lo1 | hi1]`.
 #[inline(always)]
 unsafe fn nibbles_64(p0: *const u8, p1: *const u8) -> __m512i {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let q0 = _mm_loadu_si128(p0 as *const __m128i);
         let q1 = _mm_loadu_si128(p1 as *const __m128i);
@@ -85,19 +90,25 @@ unsafe fn nibbles_64(p0: *const u8, p1: *const u8) -> __m512i {
 
 #[inline(always)]
 unsafe fn load_y2(a: &Q8View<'_>, b: usize) -> __m512i {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe { _mm512_loadu_si512(a.qs.as_ptr().add(32 * b) as *const __m512i) }
 }
 
 #[inline(always)]
 unsafe fn load_y1(a: &Q8View<'_>, b: usize) -> __m256i {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe { _mm256_loadu_si256(a.qs.as_ptr().add(32 * b) as *const __m256i) }
 }
 
 #[inline(always)]
 unsafe fn hsum256(v: __m256) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         hsum_ps128(_mm_add_ps(
             _mm256_castps256_ps128(v),
@@ -108,13 +119,17 @@ unsafe fn hsum256(v: __m256) -> f32 {
 
 #[inline(always)]
 unsafe fn rd_u32(p: *const u8) -> u32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe { std::ptr::read_unaligned(p as *const u32) }
 }
 
 #[inline(always)]
 unsafe fn q5_bits_64(z: __m512i, qh0: u32, qh1: u32) -> __m512i {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let k: __mmask64 = qh0 as u64 | ((qh1 as u64) << 32);
         _mm512_mask_add_epi8(z, k, z, _mm512_set1_epi8(0x10))
@@ -123,7 +138,9 @@ unsafe fn q5_bits_64(z: __m512i, qh0: u32, qh1: u32) -> __m512i {
 
 #[inline(always)]
 unsafe fn q5_bits_32(y: __m256i, qh: u32) -> __m256i {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe { _mm256_mask_add_epi8(y, qh, y, _mm256_set1_epi8(0x10)) }
 }
 
@@ -138,7 +155,9 @@ unsafe fn q5_bits_32(y: __m256i, qh: u32) -> __m256i {
 /// Lane indices spreading `[dd0, _, dd1, _]` to `[dd0 ×8, dd1 ×8]`.
 #[inline(always)]
 unsafe fn idx02() -> __m512i {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe { _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0) }
 }
 
@@ -146,7 +165,9 @@ unsafe fn idx02() -> __m512i {
 /// `SINGLE`, `[d0, d0, d1, d1]` from one f16 each).
 #[inline(always)]
 unsafe fn wscales<const SINGLE: bool>(b0: *const u8, ts: usize) -> __m128 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         if SINGLE {
             let v = _mm_cvtsi32_si128(std::ptr::read_unaligned(b0 as *const u16) as i32);
@@ -175,7 +196,9 @@ unsafe fn row_pairs<const TS: usize, const SINGLE: bool, const USE_DS: bool>(
     dot2: impl Fn(*const u8, usize) -> __m512i,
     dot1: impl Fn(*const u8, usize) -> __m256i,
 ) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let act = if USE_DS { a.ds.as_ptr() } else { a.di.as_ptr() };
         let idx = idx02();
@@ -251,7 +274,9 @@ unsafe fn row_pairs<const TS: usize, const SINGLE: bool, const USE_DS: bool>(
 
 #[inline(always)]
 unsafe fn row_q4_0(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         row_pairs::<{ L::Q4_0 }, true, false>(
             row,
@@ -271,7 +296,9 @@ unsafe fn row_q4_0(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
 
 #[inline(always)]
 unsafe fn row_q4_1(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         row_pairs::<{ L::Q4_1 }, false, true>(
             row,
@@ -291,7 +318,9 @@ unsafe fn row_q4_1(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
 
 #[inline(always)]
 unsafe fn row_q5_0(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         row_pairs::<{ L::Q5_0 }, true, false>(
             row,
@@ -317,7 +346,9 @@ unsafe fn row_q5_0(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
 
 #[inline(always)]
 unsafe fn row_q5_1(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         row_pairs::<{ L::Q5_1 }, false, true>(
             row,
@@ -343,7 +374,9 @@ unsafe fn row_q5_1(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
 
 #[inline(always)]
 unsafe fn row_q8_0(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         // (w + 128) as u8 times the activations, minus 128 * d * sum(activation quants) per block
         // (the c lanes): exact integer products with a single xor of preparation.
@@ -374,7 +407,9 @@ unsafe fn row_q8_0(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
 /// Index vectors for `permutexvar_epi16`: lanes 0..16 take scale `2c`, lanes 16..32 `2c + 1`.
 #[inline(always)]
 unsafe fn k4_scale_idx(c: usize) -> __m512i {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         _mm512_mask_blend_epi16(
             0xffff_0000,
@@ -386,7 +421,9 @@ unsafe fn k4_scale_idx(c: usize) -> __m512i {
 
 #[inline(always)]
 unsafe fn row_q4_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let m4 = _mm512_set1_epi8(0x0f);
         let nib_shift = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
@@ -424,7 +461,9 @@ unsafe fn row_q4_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
 
 #[inline(always)]
 unsafe fn row_q5_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let m4 = _mm512_set1_epi8(0x0f);
         let x10 = _mm512_set1_epi8(0x10);
@@ -473,7 +512,9 @@ unsafe fn row_q5_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
 /// Index vector: four runs of 8 lanes taking scales `g0 .. g0 + 4`.
 #[inline(always)]
 unsafe fn q6_scale_idx(g0: i16) -> __m512i {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let v = _mm512_set1_epi16(g0);
         let v = _mm512_mask_add_epi16(v, 0xff00_ff00, v, _mm512_set1_epi16(1));
@@ -483,7 +524,9 @@ unsafe fn q6_scale_idx(g0: i16) -> __m512i {
 
 #[inline(always)]
 unsafe fn row_q6_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let m4 = _mm512_set1_epi8(0x0f);
         let m30 = _mm512_set1_epi8(0x30);
@@ -554,7 +597,10 @@ macro_rules! f_kernel {
             );
             #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
             unsafe fn inner(w: *const u8, rb: usize, n: usize, x: *const f32, out: &mut [f32]) {
-                // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+                // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were
+                // detected before any kernel table reaching it was built, and its pointers cover
+                // every block read below (row and activation lengths are checked on entry to the
+                // kernel).
                 unsafe {
                     for (r, o) in out.iter_mut().enumerate() {
                         let w = w.add(r * rb);
@@ -595,17 +641,23 @@ macro_rules! f_kernel {
 
 #[inline(always)]
 unsafe fn load16_f32(p: *const u8) -> __m512 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe { _mm512_loadu_ps(p as *const f32) }
 }
 #[inline(always)]
 unsafe fn load16_f16(p: *const u8) -> __m512 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i)) }
 }
 #[inline(always)]
 unsafe fn load16_bf16(p: *const u8) -> __m512 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let v = _mm512_cvtepu16_epi32(_mm256_loadu_si256(p as *const __m256i));
         _mm512_castsi512_ps(_mm512_slli_epi32::<16>(v))
@@ -632,7 +684,9 @@ pub(super) unsafe fn q8_blocks(
     s: &mut [f32],
     isum: &mut [i32],
 ) {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected before any kernel table reaching it was built, and its pointers cover every block read below (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
     unsafe {
         let nb = d.len();
         assert!(x.len() == nb * 32 && qs.len() == nb * 32 && s.len() == nb && isum.len() == nb);
