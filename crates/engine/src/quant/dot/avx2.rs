@@ -1,5 +1,8 @@
 //! AVX2 + FMA + F16C row-dot kernels, optionally using AVX-VNNI (`vpdpbusd` on ymm) for the
 //! u8×i8 block products. Selected only after run-time feature detection.
+//!
+//! Long on purpose: one kernel family (every quant type at one instruction-set level) sharing
+//! its load and unpack helpers, which inline only within the file.
 
 use super::scalar;
 use super::{Kernels, Q8KView, Q8View};

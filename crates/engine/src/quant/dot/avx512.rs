@@ -1,5 +1,8 @@
 //! AVX-512 (F/BW/VL) + VNNI row-dot kernels: two 32-element blocks per zmm with `vpdpbusd`
 //! for the Q4/Q5/Q8 families, and `vpmaddubsw` + `vpdpwssd` for the k-quants.
+//!
+//! Long on purpose: one kernel family (every quant type at one instruction-set level) sharing
+//! its load and unpack helpers, which inline only within the file.
 
 use super::avx2::{check_q8, check_q8k, f16_1, f16_2, hsum_ps128, mins_dot, nibbles_32};
 use super::scalar;
