@@ -2,7 +2,7 @@
 //! u8×i8 block products. Selected only after run-time feature detection.
 //!
 //! Long on purpose: one kernel family (every quant type at one instruction-set level) sharing
-//! its load and unpack helpers, which inline only within the file.
+//! one set of load and unpack helpers; splitting it would only scatter those helpers.
 
 use super::scalar;
 use super::{Kernels, Q8KView, Q8View};

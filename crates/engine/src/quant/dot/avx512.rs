@@ -2,7 +2,7 @@
 //! for the Q4/Q5/Q8 families, and `vpmaddubsw` + `vpdpwssd` for the k-quants.
 //!
 //! Long on purpose: one kernel family (every quant type at one instruction-set level) sharing
-//! its load and unpack helpers, which inline only within the file.
+//! one set of load and unpack helpers; splitting it would only scatter those helpers.
 
 use super::avx2::{check_q8, check_q8k, f16_1, f16_2, hsum_ps128, mins_dot, nibbles_32};
 use super::scalar;
