@@ -93,7 +93,7 @@ fn bad(option: &str, value: impl ToString, reason: impl Into<String>) -> PolicyE
 }
 
 impl QuestPolicy {
-    /// A policy with the given budget and capacity and the defaults of [`INFO`].
+    /// A policy with the given budget and capacity and the defaults its options list.
     pub fn new(budget: usize, capacity: usize) -> Result<QuestPolicy, PolicyError> {
         QuestPolicy::unchecked(budget, capacity).validated()
     }

@@ -22,9 +22,8 @@ pub(crate) struct Madd;
 impl Dp for Madd {
     #[inline(always)]
     unsafe fn dp(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
-        // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
-        // before any kernel table reaching it was built, and its pointers cover every block read
-        // below (row and activation lengths are checked on entry to the kernel).
+        // SAFETY: register-only intrinsics; callers run this only where the CPU features
+        // they need were detected.
         unsafe {
             let p = _mm256_maddubs_epi16(u, s);
             _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)))
@@ -37,9 +36,8 @@ pub(crate) struct AvxVnni;
 impl Dp for AvxVnni {
     #[inline(always)]
     unsafe fn dp(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
-        // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
-        // before any kernel table reaching it was built, and its pointers cover every block read
-        // below (row and activation lengths are checked on entry to the kernel).
+        // SAFETY: register-only intrinsics; callers run this only where the CPU features
+        // they need were detected.
         unsafe { _mm256_dpbusd_avx_epi32(acc, u, s) }
     }
 }
@@ -94,9 +92,8 @@ pub(super) fn kernels_vnni() -> Option<Kernels> {
 
 #[inline(always)]
 pub(super) unsafe fn hsum_ps(v: __m256) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
-    // before any kernel table reaching it was built, and its pointers cover every block read below
-    // (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: register-only intrinsics; callers run this only where the CPU features
+    // they need were detected.
     unsafe {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -107,9 +104,8 @@ pub(super) unsafe fn hsum_ps(v: __m256) -> f32 {
 
 #[inline(always)]
 pub(super) unsafe fn hsum_ps128(s: __m128) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
-    // before any kernel table reaching it was built, and its pointers cover every block read below
-    // (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: register-only intrinsics; callers run this only where the CPU features
+    // they need were detected.
     unsafe {
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         let s = _mm_add_ss(s, _mm_movehdup_ps(s));
@@ -160,9 +156,8 @@ pub(super) unsafe fn nibbles_32(p: *const u8) -> __m256i {
 /// Bit i of `x` -> 0xFF in byte i (i < 32), else 0.
 #[inline(always)]
 pub(crate) unsafe fn bytes_from_bits_32(x: u32) -> __m256i {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
-    // before any kernel table reaching it was built, and its pointers cover every block read below
-    // (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: register-only intrinsics; callers run this only where the CPU features
+    // they need were detected.
     unsafe {
         let shuf = _mm256_set_epi64x(
             0x0303_0303_0303_0303,
@@ -345,9 +340,8 @@ unsafe fn row_q4_1<D: Dp>(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
 
 #[inline(always)]
 unsafe fn q5_weights(qh: u32, qs: *const u8) -> __m256i {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
-    // before any kernel table reaching it was built, and its pointers cover every block read below
-    // (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: callers uphold this unsafe fn's contract: avx2 was detected and `qs` points at
+    // the block's 16 bytes of nibbles (inside the row, checked on entry to the kernel).
     unsafe {
         let hb = _mm256_and_si256(bytes_from_bits_32(qh), _mm256_set1_epi8(0x10));
         _mm256_or_si256(nibbles_32(qs), hb)

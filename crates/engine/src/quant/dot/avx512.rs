@@ -109,9 +109,8 @@ unsafe fn load_y1(a: &Q8View<'_>, b: usize) -> __m256i {
 
 #[inline(always)]
 unsafe fn hsum256(v: __m256) -> f32 {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
-    // before any kernel table reaching it was built, and its pointers cover every block read below
-    // (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: register-only intrinsics; callers run this only where the CPU features
+    // they need were detected.
     unsafe {
         hsum_ps128(_mm_add_ps(
             _mm256_castps256_ps128(v),
@@ -130,9 +129,8 @@ unsafe fn rd_u32(p: *const u8) -> u32 {
 
 #[inline(always)]
 unsafe fn q5_bits_64(z: __m512i, qh0: u32, qh1: u32) -> __m512i {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
-    // before any kernel table reaching it was built, and its pointers cover every block read below
-    // (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: register-only intrinsics; callers run this only where the CPU features
+    // they need were detected.
     unsafe {
         let k: __mmask64 = qh0 as u64 | ((qh1 as u64) << 32);
         _mm512_mask_add_epi8(z, k, z, _mm512_set1_epi8(0x10))
@@ -141,9 +139,8 @@ unsafe fn q5_bits_64(z: __m512i, qh0: u32, qh1: u32) -> __m512i {
 
 #[inline(always)]
 unsafe fn q5_bits_32(y: __m256i, qh: u32) -> __m256i {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
-    // before any kernel table reaching it was built, and its pointers cover every block read below
-    // (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: register-only intrinsics; callers run this only where the CPU features
+    // they need were detected.
     unsafe { _mm256_mask_add_epi8(y, qh, y, _mm256_set1_epi8(0x10)) }
 }
 
@@ -158,9 +155,8 @@ unsafe fn q5_bits_32(y: __m256i, qh: u32) -> __m256i {
 /// Lane indices spreading `[dd0, _, dd1, _]` to `[dd0 ×8, dd1 ×8]`.
 #[inline(always)]
 unsafe fn idx02() -> __m512i {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
-    // before any kernel table reaching it was built, and its pointers cover every block read below
-    // (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: register-only intrinsics; callers run this only where the CPU features
+    // they need were detected.
     unsafe { _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0) }
 }
 
@@ -410,9 +406,8 @@ unsafe fn row_q8_0(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
 /// Index vectors for `permutexvar_epi16`: lanes 0..16 take scale `2c`, lanes 16..32 `2c + 1`.
 #[inline(always)]
 unsafe fn k4_scale_idx(c: usize) -> __m512i {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
-    // before any kernel table reaching it was built, and its pointers cover every block read below
-    // (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: register-only intrinsics; callers run this only where the CPU features
+    // they need were detected.
     unsafe {
         _mm512_mask_blend_epi16(
             0xffff_0000,
@@ -515,9 +510,8 @@ unsafe fn row_q5_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
 /// Index vector: four runs of 8 lanes taking scales `g0 .. g0 + 4`.
 #[inline(always)]
 unsafe fn q6_scale_idx(g0: i16) -> __m512i {
-    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
-    // before any kernel table reaching it was built, and its pointers cover every block read below
-    // (row and activation lengths are checked on entry to the kernel).
+    // SAFETY: register-only intrinsics; callers run this only where the CPU features
+    // they need were detected.
     unsafe {
         let v = _mm512_set1_epi16(g0);
         let v = _mm512_mask_add_epi16(v, 0xff00_ff00, v, _mm512_set1_epi16(1));

@@ -45,9 +45,8 @@ unsafe fn f16p(p: *const u8) -> f32 {
 /// Sets bit 4 of byte i where bit i of `qh` is set.
 #[inline(always)]
 unsafe fn q5_high(v: __m256i, qh: u32) -> __m256i {
-    // SAFETY: callers uphold this unsafe fn's contract: the level's CPU features were detected
-    // (`available_levels`) and the tile extents asserted in `Tile::run` / the packer bound every
-    // pointer offset below.
+    // SAFETY: register-only intrinsics; callers run this only where the CPU features
+    // they need were detected.
     unsafe {
         let hb = crate::quant::dot::avx2::bytes_from_bits_32(qh);
         _mm256_or_si256(v, _mm256_and_si256(hb, _mm256_set1_epi8(0x10)))
@@ -363,9 +362,8 @@ pub(super) unsafe fn micro_avx2<const T: usize>(
     t0: usize,
     h: usize,
 ) {
-    // SAFETY: callers uphold this unsafe fn's contract: the level's CPU features were detected
-    // (`available_levels`) and the tile extents asserted in `Tile::run` / the packer bound every
-    // pointer offset below.
+    // SAFETY: this fn's contract (level features detected, tile extents asserted in
+    // `Tile::run`, t0 + T ≤ tile.nt, h < 2) is exactly what `micro_ymm` requires.
     unsafe { micro_ymm::<crate::quant::dot::avx2::Madd, T>(tile, out, t0, h) }
 }
 
@@ -376,9 +374,8 @@ pub(super) unsafe fn micro_vnni<const T: usize>(
     t0: usize,
     h: usize,
 ) {
-    // SAFETY: callers uphold this unsafe fn's contract: the level's CPU features were detected
-    // (`available_levels`) and the tile extents asserted in `Tile::run` / the packer bound every
-    // pointer offset below.
+    // SAFETY: this fn's contract (level features detected, tile extents asserted in
+    // `Tile::run`, t0 + T ≤ tile.nt, h < 2) is exactly what `micro_ymm` requires.
     unsafe { micro_ymm::<crate::quant::dot::avx2::AvxVnni, T>(tile, out, t0, h) }
 }
 
