@@ -42,7 +42,7 @@ fn time_it(mut f: impl FnMut(), min_secs: f64, reps: usize) -> f64 {
             t.elapsed().as_secs_f64() / batch as f64
         })
         .collect();
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v.sort_by(|a, b| a.total_cmp(b));
     v[0]
 }
 
@@ -118,11 +118,16 @@ fn run() {
             &mv_shapes
         };
         for &(rows, cols) in shapes {
-            let data = quantize_matrix(ty, &rand_vec(rows * cols, 1), rows, cols).unwrap();
-            let w = QMatrix::new(ty, rows, cols, &data).unwrap();
+            let data =
+                quantize_matrix(ty, &rand_vec(rows * cols, 1), rows, cols).expect("quantizes");
+            let w = QMatrix::new(ty, rows, cols, &data).expect("a consistent matrix");
             let x = rand_vec(cols, 2);
             let mut out = vec![0f32; rows];
-            let t = time_it(|| matvec(&w, &x, &mut out, &mut scratch).unwrap(), secs, 7);
+            let t = time_it(
+                || matvec(&w, &x, &mut out, &mut scratch).expect("matvec"),
+                secs,
+                7,
+            );
             println!(
                 "matvec {:>6} x {:<6}        {:<5} {:>9.2} {:>9.2} {:>13.2}",
                 rows,
@@ -158,25 +163,26 @@ fn run() {
         ];
         let mut total = 0.0;
         for &(rows, cols) in &layer {
-            let data =
-                quantize_matrix(GgmlType::Q4_1, &rand_vec(rows * cols, 9), rows, cols).unwrap();
-            let w = QMatrix::new(GgmlType::Q4_1, rows, cols, &data).unwrap();
+            let data = quantize_matrix(GgmlType::Q4_1, &rand_vec(rows * cols, 9), rows, cols)
+                .expect("quantizes");
+            let w = QMatrix::new(GgmlType::Q4_1, rows, cols, &data).expect("a consistent matrix");
             let x = rand_vec(cols, 10);
             let mut out = vec![0f32; rows];
             total += 30.0
                 * time_it(
-                    || matvec(&w, &x, &mut out, &mut scratch).unwrap(),
+                    || matvec(&w, &x, &mut out, &mut scratch).expect("matvec"),
                     secs / 2.0,
                     5,
                 );
         }
         let (rows, cols) = (49152usize, 576usize);
-        let data = quantize_matrix(GgmlType::Q8_0, &rand_vec(rows * cols, 11), rows, cols).unwrap();
-        let w = QMatrix::new(GgmlType::Q8_0, rows, cols, &data).unwrap();
+        let data = quantize_matrix(GgmlType::Q8_0, &rand_vec(rows * cols, 11), rows, cols)
+            .expect("quantizes");
+        let w = QMatrix::new(GgmlType::Q8_0, rows, cols, &data).expect("a consistent matrix");
         let x = rand_vec(cols, 12);
         let mut out = vec![0f32; rows];
         total += time_it(
-            || matvec(&w, &x, &mut out, &mut scratch).unwrap(),
+            || matvec(&w, &x, &mut out, &mut scratch).expect("matvec"),
             secs / 2.0,
             5,
         );
@@ -194,13 +200,14 @@ fn run() {
     );
     {
         let (rows, cols) = (1536usize, 576usize);
-        let data = quantize_matrix(GgmlType::Q4_1, &rand_vec(rows * cols, 5), rows, cols).unwrap();
-        let w = QMatrix::new(GgmlType::Q4_1, rows, cols, &data).unwrap();
+        let data = quantize_matrix(GgmlType::Q4_1, &rand_vec(rows * cols, 5), rows, cols)
+            .expect("quantizes");
+        let w = QMatrix::new(GgmlType::Q4_1, rows, cols, &data).expect("a consistent matrix");
         for nt in [1usize, 2, 4, 8, 32, 128, 512] {
             let x = rand_vec(nt * cols, 6);
             let mut out = vec![0f32; nt * rows];
             let t = time_it(
-                || matmul(&w, &x, nt, &mut out, &mut scratch).unwrap(),
+                || matmul(&w, &x, nt, &mut out, &mut scratch).expect("matmul"),
                 secs,
                 5,
             );
@@ -220,12 +227,13 @@ fn run() {
         let mut layer_secs = 0.0;
         let mut seen = Vec::new();
         for &(rows, cols) in &layer {
-            let data = quantize_matrix(ty, &rand_vec(rows * cols, 3), rows, cols).unwrap();
-            let w = QMatrix::new(ty, rows, cols, &data).unwrap();
+            let data =
+                quantize_matrix(ty, &rand_vec(rows * cols, 3), rows, cols).expect("quantizes");
+            let w = QMatrix::new(ty, rows, cols, &data).expect("a consistent matrix");
             let x = rand_vec(nt * cols, 4);
             let mut out = vec![0f32; nt * rows];
             let t = time_it(
-                || matmul(&w, &x, nt, &mut out, &mut scratch).unwrap(),
+                || matmul(&w, &x, nt, &mut out, &mut scratch).expect("matmul"),
                 secs,
                 5,
             );
@@ -257,12 +265,12 @@ fn run() {
         (GgmlType::Q4_K, 896, 4864),
         (GgmlType::Q6_K, 896, 4864),
     ] {
-        let data = quantize_matrix(ty, &rand_vec(rows * cols, 7), rows, cols).unwrap();
-        let w = QMatrix::new(ty, rows, cols, &data).unwrap();
+        let data = quantize_matrix(ty, &rand_vec(rows * cols, 7), rows, cols).expect("quantizes");
+        let w = QMatrix::new(ty, rows, cols, &data).expect("a consistent matrix");
         let x = rand_vec(nt * cols, 8);
         let mut out = vec![0f32; nt * rows];
         let t = time_it(
-            || matmul(&w, &x, nt, &mut out, &mut scratch).unwrap(),
+            || matmul(&w, &x, nt, &mut out, &mut scratch).expect("matmul"),
             secs,
             5,
         );

@@ -10,8 +10,10 @@ pub mod ops;
 pub mod perplexity;
 pub mod policy;
 pub mod quant;
+pub mod rope;
 pub mod sampling;
 pub mod session;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod tokenizer;
 

@@ -3,12 +3,11 @@
 //! Re-rotating cached keys (slot-renumbered policies, virtual positions) asks for the same few
 //! thousand distances on every layer, every KV head and every decode step; computing 2·n_rot/2
 //! transcendentals per key each time dominated decoding for those policies. Rows are computed
-//! by [`ops::rope_cos_sin`] exactly as before, so results are bit-identical.
+//! by [`rope::cos_sin`](crate::rope::cos_sin) exactly as before, so results are bit-identical.
 
 use std::collections::HashMap;
 
-use crate::model::RopeParams;
-use crate::ops;
+use crate::rope::{self, RopeParams};
 
 /// Most rows kept per RoPE setting before the table starts over (bounds its memory: at
 /// n_rot = 128 this is 8 MiB).
@@ -63,7 +62,7 @@ impl RopeTable {
                 let r = rows.index.len();
                 rows.cos.resize((r + 1) * half, 0.0);
                 rows.sin.resize((r + 1) * half, 0.0);
-                ops::rope_cos_sin(
+                rope::cos_sin(
                     rope,
                     delta as f64,
                     &mut rows.cos[r * half..],
@@ -96,7 +95,7 @@ mod tests {
         let mut table = RopeTable::default();
         let direct = |rope: &RopeParams, delta: i64| {
             let (mut c, mut s) = (vec![0.0; 4], vec![0.0; 4]);
-            ops::rope_cos_sin(rope, delta as f64, &mut c, &mut s);
+            rope::cos_sin(rope, delta as f64, &mut c, &mut s);
             (c, s)
         };
         // More distinct distances than the table keeps, in two settings, twice over.

@@ -174,38 +174,46 @@ mod x86 {
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn row_max(s: &[f32]) -> f32 {
-        let mut acc = _mm256_set1_ps(f32::NEG_INFINITY);
-        let mut chunks = s.chunks_exact(8);
-        for c in &mut chunks {
-            acc = _mm256_max_ps(acc, _mm256_loadu_ps(c.as_ptr()));
-        }
-        let mut lanes = [0.0f32; 8];
-        _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
-        let mut m = f32::NEG_INFINITY;
-        for &v in lanes.iter().chain(chunks.remainder()) {
-            if v > m {
-                m = v;
+        // SAFETY: callers uphold this unsafe fn's contract: `Simd::Avx2` exists only after avx2 and
+        // fma were detected, and every load and store below stays within the slice it was given.
+        unsafe {
+            let mut acc = _mm256_set1_ps(f32::NEG_INFINITY);
+            let mut chunks = s.chunks_exact(8);
+            for c in &mut chunks {
+                acc = _mm256_max_ps(acc, _mm256_loadu_ps(c.as_ptr()));
             }
+            let mut lanes = [0.0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
+            let mut m = f32::NEG_INFINITY;
+            for &v in lanes.iter().chain(chunks.remainder()) {
+                if v > m {
+                    m = v;
+                }
+            }
+            m
         }
-        m
     }
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn exp_shift_sum(s: &mut [f32], m: f32) -> f32 {
-        let mv = _mm256_set1_ps(m);
-        let mut acc = _mm256_setzero_ps();
-        let mut chunks = s.chunks_exact_mut(8);
-        for c in &mut chunks {
-            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(c.as_ptr()), mv));
-            _mm256_storeu_ps(c.as_mut_ptr(), e);
-            acc = _mm256_add_ps(acc, e);
+        // SAFETY: callers uphold this unsafe fn's contract: `Simd::Avx2` exists only after avx2 and
+        // fma were detected, and every load and store below stays within the slice it was given.
+        unsafe {
+            let mv = _mm256_set1_ps(m);
+            let mut acc = _mm256_setzero_ps();
+            let mut chunks = s.chunks_exact_mut(8);
+            for c in &mut chunks {
+                let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(c.as_ptr()), mv));
+                _mm256_storeu_ps(c.as_mut_ptr(), e);
+                acc = _mm256_add_ps(acc, e);
+            }
+            let mut sum = hsum(acc);
+            for v in chunks.into_remainder() {
+                *v = exp_portable(*v - m);
+                sum += *v;
+            }
+            sum
         }
-        let mut sum = hsum(acc);
-        for v in chunks.into_remainder() {
-            *v = exp_portable(*v - m);
-            sum += *v;
-        }
-        sum
     }
 
     #[cfg(test)]

@@ -1,5 +1,7 @@
 //! Attention kernel tests against naive references.
 
+use std::sync::Arc;
+
 use super::*;
 
 const D: usize = 8;
@@ -28,9 +30,9 @@ fn lcg(seed: &mut u64) -> f32 {
 fn rotate_rows(rope: &RopeParams, rows: &mut [f32], head_dim: usize, pos: f64) {
     let half = rope.n_rot / 2;
     let (mut cos, mut sin) = (vec![0.0; half], vec![0.0; half]);
-    ops::rope_cos_sin(rope, pos, &mut cos, &mut sin);
+    rope::cos_sin(rope, pos, &mut cos, &mut sin);
     rows.chunks_exact_mut(head_dim)
-        .for_each(|h| ops::rope_apply(rope, h, &cos, &sin));
+        .for_each(|h| rope::apply(rope, h, &cos, &sin));
 }
 
 fn rotated(v: &[f32], pos: f64) -> Vec<f32> {

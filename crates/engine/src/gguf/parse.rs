@@ -120,6 +120,30 @@ fn min_value_bytes(ty: u32) -> Option<usize> {
 
 pub(super) fn parse(buf: &[u8]) -> Result<Parsed, GgufError> {
     let mut c = Cursor { buf, pos: 0 };
+    let (version, n_tensors, n_kv) = read_header(&mut c)?;
+    let (metadata, meta_index) = read_metadata(&mut c, n_kv)?;
+    let alignment = alignment_of(&metadata, &meta_index)?;
+    let (raw, tensor_index) = read_tensor_infos(&mut c, n_tensors)?;
+
+    // Data starts after the infos, rounded up to the alignment (may lie past EOF when there is no
+    // tensor data; only tensors' own ranges are required to be inside the file).
+    let header_end = c.pos as u64;
+    let data_offset = header_end.div_ceil(alignment) * alignment;
+    let tensors = place_tensors(raw, data_offset, alignment, buf.len() as u64)?;
+
+    Ok(Parsed {
+        version,
+        metadata,
+        meta_index,
+        tensors,
+        tensor_index,
+        alignment,
+        data_offset,
+    })
+}
+
+/// Magic, version and the tensor and metadata counts, each checked.
+fn read_header(c: &mut Cursor) -> Result<(u32, u64, u64), GgufError> {
     let trunc = |what: &'static str| move |s: Short| s.into_err(|| what.to_string());
 
     let magic: [u8; 4] = c.array().map_err(trunc("magic"))?;
@@ -145,6 +169,15 @@ pub(super) fn parse(buf: &[u8]) -> Result<Parsed, GgufError> {
         });
     }
 
+    Ok((version, n_tensors, n_kv))
+}
+
+/// The `n_kv` metadata key/value pairs and an index by key (keys must be unique and non-empty).
+#[allow(clippy::type_complexity)] // the two halves of `Parsed`'s metadata
+fn read_metadata(
+    c: &mut Cursor,
+    n_kv: u64,
+) -> Result<(Vec<(String, MetaValue)>, HashMap<String, usize>), GgufError> {
     // Capacity hints are clamped by what the remaining bytes could possibly hold.
     let cap = (n_kv as usize).min(c.remaining() / MIN_KV_BYTES);
     let mut metadata: Vec<(String, MetaValue)> = Vec::with_capacity(cap);
@@ -169,7 +202,7 @@ pub(super) fn parse(buf: &[u8]) -> Result<Parsed, GgufError> {
                 offset: ty_offset,
             });
         }
-        let value = read_value(&mut c, ty, &key, 0)?;
+        let value = read_value(c, ty, &key, 0)?;
         match meta_index.entry(key) {
             Entry::Occupied(e) => {
                 return Err(GgufError::DuplicateKey {
@@ -183,34 +216,51 @@ pub(super) fn parse(buf: &[u8]) -> Result<Parsed, GgufError> {
             }
         }
     }
+    Ok((metadata, meta_index))
+}
 
-    let alignment = match meta_index.get(ALIGNMENT_KEY).map(|&i| &metadata[i].1) {
-        None => DEFAULT_ALIGNMENT,
-        Some(v) => {
-            let a = v.as_i128().ok_or_else(|| GgufError::WrongType {
-                key: ALIGNMENT_KEY.to_string(),
-                expected: "u32",
-                found: v.type_name(),
-            })?;
-            match u32::try_from(a) {
-                Ok(a) if a.is_power_of_two() => u64::from(a),
-                // Negative values are reported as 0: they are as invalid as zero.
-                _ => {
-                    return Err(GgufError::BadAlignment {
-                        value: u64::try_from(a.max(0)).unwrap_or(u64::MAX),
-                    })
+/// The data alignment: `general.alignment` if present (a power of two), else the default.
+fn alignment_of(
+    metadata: &[(String, MetaValue)],
+    meta_index: &HashMap<String, usize>,
+) -> Result<u64, GgufError> {
+    Ok(
+        match meta_index.get(ALIGNMENT_KEY).map(|&i| &metadata[i].1) {
+            None => DEFAULT_ALIGNMENT,
+            Some(v) => {
+                let a = v.as_i128().ok_or_else(|| GgufError::WrongType {
+                    key: ALIGNMENT_KEY.to_string(),
+                    expected: "u32",
+                    found: v.type_name(),
+                })?;
+                match u32::try_from(a) {
+                    Ok(a) if a.is_power_of_two() => u64::from(a),
+                    // Negative values are reported as 0: they are as invalid as zero.
+                    _ => {
+                        return Err(GgufError::BadAlignment {
+                            value: u64::try_from(a.max(0)).unwrap_or(u64::MAX),
+                        })
+                    }
                 }
             }
-        }
-    };
+        },
+    )
+}
 
-    // First pass: read every tensor info (structure only).
-    struct RawInfo {
-        name: String,
-        dims: Vec<u64>,
-        type_id: u32,
-        rel_offset: u64,
-    }
+/// A tensor info as read, before its type, shape and range are checked.
+struct RawInfo {
+    name: String,
+    dims: Vec<u64>,
+    type_id: u32,
+    rel_offset: u64,
+}
+
+/// First pass over the tensor infos: structure only (names unique and non-empty, dim counts in
+/// range).
+fn read_tensor_infos(
+    c: &mut Cursor,
+    n_tensors: u64,
+) -> Result<(Vec<RawInfo>, HashMap<String, usize>), GgufError> {
     let cap = (n_tensors as usize).min(c.remaining() / MIN_TENSOR_INFO_BYTES);
     let mut raw: Vec<RawInfo> = Vec::with_capacity(cap);
     let mut tensor_index: HashMap<String, usize> = HashMap::with_capacity(cap);
@@ -264,14 +314,16 @@ pub(super) fn parse(buf: &[u8]) -> Result<Parsed, GgufError> {
             }
         }
     }
+    Ok((raw, tensor_index))
+}
 
-    // Data starts after the infos, rounded up to the alignment (may lie past EOF when there is no
-    // tensor data; only tensors' own ranges are required to be inside the file).
-    let header_end = c.pos as u64;
-    let data_offset = header_end.div_ceil(alignment) * alignment;
-    let file_len = buf.len() as u64;
-
-    // Second pass: semantic checks and absolute ranges.
+/// Second pass: semantic checks and absolute ranges inside a file of `file_len` bytes.
+fn place_tensors(
+    raw: Vec<RawInfo>,
+    data_offset: u64,
+    alignment: u64,
+    file_len: u64,
+) -> Result<Vec<TensorInfo>, GgufError> {
     let mut tensors = Vec::with_capacity(raw.len());
     for r in raw {
         let ty = GgmlType::from_u32(r.type_id).ok_or_else(|| GgufError::UnknownTensorType {
@@ -330,16 +382,7 @@ pub(super) fn parse(buf: &[u8]) -> Result<Parsed, GgufError> {
             }
         }
     }
-
-    Ok(Parsed {
-        version,
-        metadata,
-        meta_index,
-        tensors,
-        tensor_index,
-        alignment,
-        data_offset,
-    })
+    Ok(tensors)
 }
 
 /// Reads one value of type `ty` (already validated as a known id). `depth` is the number of

@@ -2,6 +2,7 @@
 
 use crate::gguf::GgufFile;
 use crate::model::ModelError;
+pub use crate::rope::RopeParams;
 
 /// Decoder architectures the engine can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,19 +33,6 @@ impl Arch {
             Arch::Gemma3 => "gemma3",
         }
     }
-}
-
-/// Rotary position embedding parameters of one layer.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RopeParams {
-    /// θ base (`rope.freq_base`).
-    pub base: f32,
-    /// Linear position scale (1 / `rope.scaling.factor` for linear scaling).
-    pub freq_scale: f32,
-    /// Number of rotated dimensions of each head (≤ head_dim).
-    pub n_rot: usize,
-    /// Half-split pairing (i, i + n_rot/2) instead of adjacent pairs (2i, 2i+1).
-    pub neox: bool,
 }
 
 /// Everything the forward pass needs to know about the model's shape.
@@ -95,6 +83,105 @@ fn bounded(key: &str, v: u64, max: u64) -> Result<usize, ModelError> {
     Ok(v as usize)
 }
 
+/// Query heads, KV heads and head size, checked against each other.
+fn read_heads(
+    file: &GgufFile,
+    key: &impl Fn(&str) -> String,
+    n_embd: usize,
+) -> Result<(usize, usize, usize), ModelError> {
+    let n_heads = bounded(
+        &key("attention.head_count"),
+        required(file, &key("attention.head_count"))?,
+        4096,
+    )?;
+    let n_kv_heads = match file.get_u64(&key("attention.head_count_kv"))? {
+        Some(v) => bounded(&key("attention.head_count_kv"), v, 4096)?,
+        None => n_heads,
+    };
+    if !n_heads.is_multiple_of(n_kv_heads) {
+        return Err(ModelError::BadHyperParam {
+            key: key("attention.head_count_kv"),
+            value: n_kv_heads.to_string(),
+            reason: format!("must divide head_count {n_heads}"),
+        });
+    }
+    let head_dim = match file.get_u64(&key("attention.key_length"))? {
+        Some(v) => bounded(&key("attention.key_length"), v, 4096)?,
+        None => {
+            if !n_embd.is_multiple_of(n_heads) {
+                return Err(ModelError::BadHyperParam {
+                    key: key("attention.head_count"),
+                    value: n_heads.to_string(),
+                    reason: format!("must divide embedding_length {n_embd}"),
+                });
+            }
+            n_embd / n_heads
+        }
+    };
+    if let Some(v) = file.get_u64(&key("attention.value_length"))? {
+        if v as usize != head_dim {
+            return Err(ModelError::BadHyperParam {
+                key: key("attention.value_length"),
+                value: v.to_string(),
+                reason: format!("differs from key_length {head_dim}; not supported"),
+            });
+        }
+    }
+    if head_dim % 2 != 0 {
+        return Err(ModelError::BadHyperParam {
+            key: key("attention.key_length"),
+            value: head_dim.to_string(),
+            reason: "head dimension must be even for RoPE".into(),
+        });
+    }
+    Ok((n_heads, n_kv_heads, head_dim))
+}
+
+/// The RoPE of the model's global layers.
+fn read_rope(
+    file: &GgufFile,
+    key: &impl Fn(&str) -> String,
+    arch: Arch,
+    head_dim: usize,
+) -> Result<RopeParams, ModelError> {
+    let n_rot = match file.get_u64(&key("rope.dimension_count"))? {
+        Some(v) => bounded(&key("rope.dimension_count"), v, head_dim as u64)?,
+        None => head_dim,
+    };
+    let base = file.get_f32(&key("rope.freq_base"))?.unwrap_or(match arch {
+        Arch::Gemma3 => 1_000_000.0,
+        _ => 10_000.0,
+    });
+    let freq_scale = match file.get_str(&key("rope.scaling.type"))? {
+        Some("linear") | None => match file.get_f32(&key("rope.scaling.factor"))? {
+            // A factor of 0 means "no scaling" in llama.cpp's loader.
+            None | Some(0.0) => 1.0,
+            Some(f) if f > 0.0 && f.is_finite() => 1.0 / f,
+            Some(f) => {
+                return Err(ModelError::BadHyperParam {
+                    key: key("rope.scaling.factor"),
+                    value: f.to_string(),
+                    reason: "must be a positive finite number".into(),
+                })
+            }
+        },
+        Some("none") => 1.0,
+        Some(other) => {
+            return Err(ModelError::BadHyperParam {
+                key: key("rope.scaling.type"),
+                value: other.to_string(),
+                reason: "only linear RoPE scaling is supported".into(),
+            })
+        }
+    };
+    Ok(RopeParams {
+        base,
+        freq_scale,
+        n_rot,
+        neox: matches!(arch, Arch::Qwen2 | Arch::Gemma3),
+    })
+}
+
 impl ModelConfig {
     /// Reads and checks the hyper-parameters of a supported architecture.
     pub fn from_gguf(file: &GgufFile) -> Result<ModelConfig, ModelError> {
@@ -114,51 +201,7 @@ impl ModelConfig {
             required(file, &key("embedding_length"))?,
             MAX_DIM,
         )?;
-        let n_heads = bounded(
-            &key("attention.head_count"),
-            required(file, &key("attention.head_count"))?,
-            4096,
-        )?;
-        let n_kv_heads = match file.get_u64(&key("attention.head_count_kv"))? {
-            Some(v) => bounded(&key("attention.head_count_kv"), v, 4096)?,
-            None => n_heads,
-        };
-        if n_heads % n_kv_heads != 0 {
-            return Err(ModelError::BadHyperParam {
-                key: key("attention.head_count_kv"),
-                value: n_kv_heads.to_string(),
-                reason: format!("must divide head_count {n_heads}"),
-            });
-        }
-        let head_dim = match file.get_u64(&key("attention.key_length"))? {
-            Some(v) => bounded(&key("attention.key_length"), v, 4096)?,
-            None => {
-                if n_embd % n_heads != 0 {
-                    return Err(ModelError::BadHyperParam {
-                        key: key("attention.head_count"),
-                        value: n_heads.to_string(),
-                        reason: format!("must divide embedding_length {n_embd}"),
-                    });
-                }
-                n_embd / n_heads
-            }
-        };
-        if let Some(v) = file.get_u64(&key("attention.value_length"))? {
-            if v as usize != head_dim {
-                return Err(ModelError::BadHyperParam {
-                    key: key("attention.value_length"),
-                    value: v.to_string(),
-                    reason: format!("differs from key_length {head_dim}; not supported"),
-                });
-            }
-        }
-        if head_dim % 2 != 0 {
-            return Err(ModelError::BadHyperParam {
-                key: key("attention.key_length"),
-                value: head_dim.to_string(),
-                reason: "head dimension must be even for RoPE".into(),
-            });
-        }
+        let (n_heads, n_kv_heads, head_dim) = read_heads(file, &key, n_embd)?;
         let n_ff = bounded(
             &key("feed_forward_length"),
             required(file, &key("feed_forward_length"))?,
@@ -183,82 +226,8 @@ impl ModelConfig {
             .get_str_array("tokenizer.ggml.tokens")?
             .map(|t| t.len())
             .unwrap_or(0);
-        let n_rot = match file.get_u64(&key("rope.dimension_count"))? {
-            Some(v) => bounded(&key("rope.dimension_count"), v, head_dim as u64)?,
-            None => head_dim,
-        };
-        let base = file.get_f32(&key("rope.freq_base"))?.unwrap_or(match arch {
-            Arch::Gemma3 => 1_000_000.0,
-            _ => 10_000.0,
-        });
-        let freq_scale = match file.get_str(&key("rope.scaling.type"))? {
-            Some("linear") | None => match file.get_f32(&key("rope.scaling.factor"))? {
-                // A factor of 0 means "no scaling" in llama.cpp's loader.
-                None | Some(0.0) => 1.0,
-                Some(f) if f > 0.0 && f.is_finite() => 1.0 / f,
-                Some(f) => {
-                    return Err(ModelError::BadHyperParam {
-                        key: key("rope.scaling.factor"),
-                        value: f.to_string(),
-                        reason: "must be a positive finite number".into(),
-                    })
-                }
-            },
-            Some("none") => 1.0,
-            Some(other) => {
-                return Err(ModelError::BadHyperParam {
-                    key: key("rope.scaling.type"),
-                    value: other.to_string(),
-                    reason: "only linear RoPE scaling is supported".into(),
-                })
-            }
-        };
-        let neox = matches!(arch, Arch::Qwen2 | Arch::Gemma3);
-        let global_rope = RopeParams {
-            base,
-            freq_scale,
-            n_rot,
-            neox,
-        };
-
-        let mut rope = vec![global_rope; n_layers];
-        let mut layer_window = vec![None; n_layers];
-        let mut embed_scale = None;
-        let mut attn_scale = 1.0 / (head_dim as f32).sqrt();
-        let mut final_logit_softcap = None;
-        if arch == Arch::Gemma3 {
-            embed_scale = Some((n_embd as f32).sqrt());
-            if let Some(window) = file.get_u64(&key("attention.sliding_window"))? {
-                let window = bounded(&key("attention.sliding_window"), window, 1 << 24)?;
-                // llama.cpp: every `pattern`-th layer is global, the rest slide (default 6).
-                let pattern = file
-                    .get_u64(&key("attention.sliding_window_pattern"))?
-                    .unwrap_or(6)
-                    .max(1) as usize;
-                let local_base = file
-                    .get_f32(&key("rope.freq_base_swa"))?
-                    .unwrap_or(10_000.0);
-                for il in 0..n_layers {
-                    if il % pattern < pattern - 1 {
-                        layer_window[il] = Some(window);
-                        rope[il] = RopeParams {
-                            base: local_base,
-                            freq_scale: 1.0,
-                            n_rot,
-                            neox,
-                        };
-                    }
-                }
-            }
-            // Gemma 3 27B scales by n_embd/n_head; every smaller size by head_dim (llama.cpp).
-            if n_layers == 62 {
-                attn_scale = 1.0 / ((n_embd / n_heads) as f32).sqrt();
-            }
-            final_logit_softcap = file
-                .get_f32(&key("final_logit_softcapping"))?
-                .filter(|c| *c > 0.0);
-        }
-        Ok(ModelConfig {
+        let global_rope = read_rope(file, &key, arch, head_dim)?;
+        let mut cfg = ModelConfig {
             arch,
             n_layers,
             n_embd,
@@ -269,12 +238,56 @@ impl ModelConfig {
             vocab_size,
             context_length,
             rms_eps,
-            rope,
-            layer_window,
-            embed_scale,
-            attn_scale,
-            final_logit_softcap,
-        })
+            rope: vec![global_rope; n_layers],
+            layer_window: vec![None; n_layers],
+            embed_scale: None,
+            attn_scale: 1.0 / (head_dim as f32).sqrt(),
+            final_logit_softcap: None,
+        };
+        if arch == Arch::Gemma3 {
+            cfg.read_gemma3(file, &key)?;
+        }
+        Ok(cfg)
+    }
+
+    /// Gemma 3's extras: scaled embeddings, sliding-window layers with their own RoPE base,
+    /// the 27B attention scale and the final logit soft-cap.
+    fn read_gemma3(
+        &mut self,
+        file: &GgufFile,
+        key: &impl Fn(&str) -> String,
+    ) -> Result<(), ModelError> {
+        let (n_layers, n_embd, n_heads) = (self.n_layers, self.n_embd, self.n_heads);
+        self.embed_scale = Some((n_embd as f32).sqrt());
+        if let Some(window) = file.get_u64(&key("attention.sliding_window"))? {
+            let window = bounded(&key("attention.sliding_window"), window, 1 << 24)?;
+            // llama.cpp: every `pattern`-th layer is global, the rest slide (default 6).
+            let pattern = file
+                .get_u64(&key("attention.sliding_window_pattern"))?
+                .unwrap_or(6)
+                .max(1) as usize;
+            let local_base = file
+                .get_f32(&key("rope.freq_base_swa"))?
+                .unwrap_or(10_000.0);
+            for il in 0..n_layers {
+                if il % pattern < pattern - 1 {
+                    self.layer_window[il] = Some(window);
+                    self.rope[il] = RopeParams {
+                        base: local_base,
+                        freq_scale: 1.0,
+                        ..self.rope[il]
+                    };
+                }
+            }
+        }
+        // Gemma 3 27B scales by n_embd/n_head; every smaller size by head_dim (llama.cpp).
+        if n_layers == 62 {
+            self.attn_scale = 1.0 / ((n_embd / n_heads) as f32).sqrt();
+        }
+        self.final_logit_softcap = file
+            .get_f32(&key("final_logit_softcapping"))?
+            .filter(|c| *c > 0.0);
+        Ok(())
     }
 
     /// Query heads per KV head (GQA group size).

@@ -13,9 +13,11 @@ use crate::kv::KvStore;
 use crate::ops;
 use crate::policy::{CachePolicy, PlanContext, PolicyError};
 use crate::quant::{matmul, matvec, MatScratch, QMatrix, QuantError};
+use crate::rope;
 use crate::tokenizer::{Tokenizer, TokenizerError};
 
 pub use config::{Arch, ModelConfig, RopeParams};
+use weights::LayerWeights;
 pub use weights::ModelWeights;
 
 /// Errors from loading or running a model.
@@ -273,6 +275,8 @@ impl Model {
         Ok(())
     }
 
+    /// One chunk through every layer: embeddings, then per layer the attention block and the
+    /// feed-forward block, then the requested logits.
     fn forward_layers(
         &self,
         tokens: &[u32],
@@ -282,12 +286,30 @@ impl Model {
         surprisal: bool,
         ws: &mut Workspace,
     ) -> Result<(), ModelError> {
+        self.embed_chunk(tokens, kv, ws)?;
+        let mut rope_of_table: Option<RopeParams> = None;
+        for (il, lw) in self.weights.layers.iter().enumerate() {
+            self.attention_block(il, lw, kv, policy, &mut rope_of_table, ws)?;
+            self.feed_forward_block(lw, ws)?;
+        }
+        if surprisal {
+            self.token_surprisal(tokens, ws)?;
+        }
+        self.output_logits(want, ws)
+    }
+
+    /// Sizes the workspace for the chunk, takes its positions from `kv` and writes the
+    /// (scaled) token embeddings into `ws.x`.
+    fn embed_chunk(
+        &self,
+        tokens: &[u32],
+        kv: &KvStore,
+        ws: &mut Workspace,
+    ) -> Result<(), ModelError> {
         let cfg = &self.cfg;
         let keep_pre = kv.keeps_pre_rope();
-        let w = &self.weights;
-        let file = &*w.file;
         let n = tokens.len();
-        let (e, qd, kvd, hd) = (cfg.n_embd, cfg.q_dim(), cfg.kv_dim(), cfg.head_dim);
+        let (e, qd, kvd) = (cfg.n_embd, cfg.q_dim(), cfg.kv_dim());
         resize(&mut ws.x, n * e);
         resize(&mut ws.xn, n * e);
         resize(&mut ws.q, n * qd);
@@ -307,182 +329,197 @@ impl Model {
         ws.pos.extend_from_slice(&all_pos[all_pos.len() - n..]);
 
         for (t, &tok) in tokens.iter().enumerate() {
-            w.embed(tok, &mut ws.x[t * e..(t + 1) * e])?;
+            self.weights.embed(tok, &mut ws.x[t * e..(t + 1) * e])?;
         }
         if let Some(s) = cfg.embed_scale {
             ws.x.iter_mut().for_each(|v| *v *= s);
         }
+        Ok(())
+    }
 
-        let shape = AttnShape {
+    /// Layer `il`'s attention block: projections, RoPE, the policy's plan over the KV store
+    /// (the chunk's keys and values appended first), attention and the residual add.
+    fn attention_block(
+        &self,
+        il: usize,
+        lw: &LayerWeights,
+        kv: &mut KvStore,
+        policy: &mut dyn CachePolicy,
+        rope_of_table: &mut Option<RopeParams>,
+        ws: &mut Workspace,
+    ) -> Result<(), ModelError> {
+        let cfg = &self.cfg;
+        let file = &*self.weights.file;
+        let (n, e, hd) = (ws.pos.len(), cfg.n_embd, cfg.head_dim);
+        self.qkv_projection(lw, kv.keeps_pre_rope(), ws)?;
+        let rope = cfg.rope[il];
+        rotate_chunk(rope, (cfg.q_dim(), cfg.kv_dim(), hd), rope_of_table, ws);
+        kv.append(il, &ws.k, &ws.k_pre, &ws.v, n);
+        let ctx = PlanContext {
+            layer: il,
+            native_window: cfg.layer_window[il],
+            q: &ws.q,
+            q_pre: &ws.q_pre,
+            q_pos: &ws.pos,
             n_heads: cfg.n_heads,
-            n_kv_heads: cfg.n_kv_heads,
             head_dim: hd,
-            scale: cfg.attn_scale,
+            rope,
         };
-        let mut rope_of_table: Option<RopeParams> = None;
-        for (il, lw) in w.layers.iter().enumerate() {
-            // Attention block.
-            for t in 0..n {
-                ops::rms_norm(
-                    &ws.x[t * e..(t + 1) * e],
-                    &lw.attn_norm,
-                    cfg.rms_eps,
-                    &mut ws.xn[t * e..(t + 1) * e],
-                );
-            }
-            linear(
-                lw.wq.view(file),
-                &ws.xn,
-                n,
-                &mut ws.q,
-                &mut ws.mat,
-                &lw.wq.name,
-            )?;
-            linear(
-                lw.wk.view(file),
-                &ws.xn,
-                n,
-                &mut ws.k,
-                &mut ws.mat,
-                &lw.wk.name,
-            )?;
-            linear(
-                lw.wv.view(file),
-                &ws.xn,
-                n,
-                &mut ws.v,
-                &mut ws.mat,
-                &lw.wv.name,
-            )?;
-            add_bias(&mut ws.q, lw.bq.as_ref());
-            add_bias(&mut ws.k, lw.bk.as_ref());
-            add_bias(&mut ws.v, lw.bv.as_ref());
-            if let Some(qn) = &lw.q_norm {
-                ws.q.chunks_exact_mut(hd)
-                    .for_each(|h| ops::rms_norm_inplace(h, qn, cfg.rms_eps));
-            }
-            if let Some(kn) = &lw.k_norm {
-                ws.k.chunks_exact_mut(hd)
-                    .for_each(|h| ops::rms_norm_inplace(h, kn, cfg.rms_eps));
-            }
-            // Un-rotated copies: queries for fixed-distance spans, keys if the store keeps them.
-            ws.q_pre.copy_from_slice(&ws.q);
-            if keep_pre {
-                ws.k_pre.copy_from_slice(&ws.k);
-            }
-            let rope = cfg.rope[il];
-            if rope_of_table != Some(rope) {
-                let hr = rope.n_rot / 2;
-                for t in 0..n {
-                    ops::rope_cos_sin(
-                        &rope,
-                        ws.pos[t] as f64,
-                        &mut ws.cos[t * hr..(t + 1) * hr],
-                        &mut ws.sin[t * hr..(t + 1) * hr],
-                    );
-                }
-                rope_of_table = Some(rope);
-            }
-            let hr = rope.n_rot / 2;
-            for t in 0..n {
-                let (c, s) = (&ws.cos[t * hr..(t + 1) * hr], &ws.sin[t * hr..(t + 1) * hr]);
-                ws.q[t * qd..(t + 1) * qd]
-                    .chunks_exact_mut(hd)
-                    .for_each(|h| ops::rope_apply(&rope, h, c, s));
-                ws.k[t * kvd..(t + 1) * kvd]
-                    .chunks_exact_mut(hd)
-                    .for_each(|h| ops::rope_apply(&rope, h, c, s));
-            }
-            kv.append(il, &ws.k, &ws.k_pre, &ws.v, n);
-            let ctx = PlanContext {
-                layer: il,
-                native_window: cfg.layer_window[il],
-                q: &ws.q,
-                q_pre: &ws.q_pre,
-                q_pos: &ws.pos,
+        let plan = policy.plan(&ctx, kv);
+        let input = AttnInput {
+            shape: AttnShape {
                 n_heads: cfg.n_heads,
+                n_kv_heads: cfg.n_kv_heads,
                 head_dim: hd,
-                rope,
-            };
-            let plan = policy.plan(&ctx, kv);
-            let input = AttnInput {
-                shape,
-                rope,
-                q: &ws.q,
-                q_pre: &ws.q_pre,
-                q_pos: &ws.pos,
-                kv: kv.layer(il),
-                k_pos: kv.layer_positions(il),
-            };
-            attend(&input, &plan, &mut ws.attn, &mut ws.att, &mut ws.obs)
-                .map_err(|source| ModelError::Attention { layer: il, source })?;
-            if !plan.observe.is_empty() {
-                policy.observe(il, &plan, &ws.obs, kv);
-            }
-            linear(
-                lw.wo.view(file),
-                &ws.att,
-                n,
-                &mut ws.proj,
-                &mut ws.mat,
-                &lw.wo.name,
-            )?;
-            if let Some(pn) = &lw.attn_post_norm {
-                ws.proj
-                    .chunks_exact_mut(e)
-                    .for_each(|r| ops::rms_norm_inplace(r, pn, cfg.rms_eps));
-            }
-            ws.x.iter_mut().zip(&ws.proj).for_each(|(a, b)| *a += b);
-
-            // Feed-forward block.
-            for t in 0..n {
-                ops::rms_norm(
-                    &ws.x[t * e..(t + 1) * e],
-                    &lw.ffn_norm,
-                    cfg.rms_eps,
-                    &mut ws.xn[t * e..(t + 1) * e],
-                );
-            }
-            linear(
-                lw.w_gate.view(file),
-                &ws.xn,
-                n,
-                &mut ws.gate,
-                &mut ws.mat,
-                &lw.w_gate.name,
-            )?;
-            linear(
-                lw.w_up.view(file),
-                &ws.xn,
-                n,
-                &mut ws.up,
-                &mut ws.mat,
-                &lw.w_up.name,
-            )?;
-            if cfg.arch == Arch::Gemma3 {
-                ops::gelu_mul(&mut ws.gate, &ws.up);
-            } else {
-                ops::silu_mul(&mut ws.gate, &ws.up);
-            }
-            linear(
-                lw.w_down.view(file),
-                &ws.gate,
-                n,
-                &mut ws.proj,
-                &mut ws.mat,
-                &lw.w_down.name,
-            )?;
-            if let Some(pn) = &lw.ffn_post_norm {
-                ws.proj
-                    .chunks_exact_mut(e)
-                    .for_each(|r| ops::rms_norm_inplace(r, pn, cfg.rms_eps));
-            }
-            ws.x.iter_mut().zip(&ws.proj).for_each(|(a, b)| *a += b);
+                scale: cfg.attn_scale,
+            },
+            rope,
+            q: &ws.q,
+            q_pre: &ws.q_pre,
+            q_pos: &ws.pos,
+            kv: kv.layer(il),
+            k_pos: kv.layer_positions(il),
+        };
+        attend(&input, &plan, &mut ws.attn, &mut ws.att, &mut ws.obs)
+            .map_err(|source| ModelError::Attention { layer: il, source })?;
+        if !plan.observe.is_empty() {
+            policy.observe(il, &plan, &ws.obs, kv);
         }
-
-        if surprisal {
-            self.token_surprisal(tokens, ws)?;
+        linear(
+            lw.wo.view(file),
+            &ws.att,
+            n,
+            &mut ws.proj,
+            &mut ws.mat,
+            &lw.wo.name,
+        )?;
+        if let Some(pn) = &lw.attn_post_norm {
+            ws.proj
+                .chunks_exact_mut(e)
+                .for_each(|r| ops::rms_norm_inplace(r, pn, cfg.rms_eps));
         }
+        ws.x.iter_mut().zip(&ws.proj).for_each(|(a, b)| *a += b);
+        Ok(())
+    }
+
+    /// Normed input, Q/K/V projections with their biases and QK-norms, and the un-rotated
+    /// copies (queries for fixed-distance spans, keys if the store keeps them).
+    fn qkv_projection(
+        &self,
+        lw: &LayerWeights,
+        keep_pre: bool,
+        ws: &mut Workspace,
+    ) -> Result<(), ModelError> {
+        let cfg = &self.cfg;
+        let file = &*self.weights.file;
+        let (n, e, hd) = (ws.pos.len(), cfg.n_embd, cfg.head_dim);
+        for t in 0..n {
+            ops::rms_norm(
+                &ws.x[t * e..(t + 1) * e],
+                &lw.attn_norm,
+                cfg.rms_eps,
+                &mut ws.xn[t * e..(t + 1) * e],
+            );
+        }
+        linear(
+            lw.wq.view(file),
+            &ws.xn,
+            n,
+            &mut ws.q,
+            &mut ws.mat,
+            &lw.wq.name,
+        )?;
+        linear(
+            lw.wk.view(file),
+            &ws.xn,
+            n,
+            &mut ws.k,
+            &mut ws.mat,
+            &lw.wk.name,
+        )?;
+        linear(
+            lw.wv.view(file),
+            &ws.xn,
+            n,
+            &mut ws.v,
+            &mut ws.mat,
+            &lw.wv.name,
+        )?;
+        add_bias(&mut ws.q, lw.bq.as_ref());
+        add_bias(&mut ws.k, lw.bk.as_ref());
+        add_bias(&mut ws.v, lw.bv.as_ref());
+        if let Some(qn) = &lw.q_norm {
+            ws.q.chunks_exact_mut(hd)
+                .for_each(|h| ops::rms_norm_inplace(h, qn, cfg.rms_eps));
+        }
+        if let Some(kn) = &lw.k_norm {
+            ws.k.chunks_exact_mut(hd)
+                .for_each(|h| ops::rms_norm_inplace(h, kn, cfg.rms_eps));
+        }
+        ws.q_pre.copy_from_slice(&ws.q);
+        if keep_pre {
+            ws.k_pre.copy_from_slice(&ws.k);
+        }
+        Ok(())
+    }
+
+    /// The feed-forward block: normed input, gated MLP (SwiGLU, or GELU for Gemma 3), the
+    /// optional post-norm and the residual add.
+    fn feed_forward_block(&self, lw: &LayerWeights, ws: &mut Workspace) -> Result<(), ModelError> {
+        let cfg = &self.cfg;
+        let file = &*self.weights.file;
+        let (n, e) = (ws.pos.len(), cfg.n_embd);
+        for t in 0..n {
+            ops::rms_norm(
+                &ws.x[t * e..(t + 1) * e],
+                &lw.ffn_norm,
+                cfg.rms_eps,
+                &mut ws.xn[t * e..(t + 1) * e],
+            );
+        }
+        linear(
+            lw.w_gate.view(file),
+            &ws.xn,
+            n,
+            &mut ws.gate,
+            &mut ws.mat,
+            &lw.w_gate.name,
+        )?;
+        linear(
+            lw.w_up.view(file),
+            &ws.xn,
+            n,
+            &mut ws.up,
+            &mut ws.mat,
+            &lw.w_up.name,
+        )?;
+        if cfg.arch == Arch::Gemma3 {
+            ops::gelu_mul(&mut ws.gate, &ws.up);
+        } else {
+            ops::silu_mul(&mut ws.gate, &ws.up);
+        }
+        linear(
+            lw.w_down.view(file),
+            &ws.gate,
+            n,
+            &mut ws.proj,
+            &mut ws.mat,
+            &lw.w_down.name,
+        )?;
+        if let Some(pn) = &lw.ffn_post_norm {
+            ws.proj
+                .chunks_exact_mut(e)
+                .for_each(|r| ops::rms_norm_inplace(r, pn, cfg.rms_eps));
+        }
+        ws.x.iter_mut().zip(&ws.proj).for_each(|(a, b)| *a += b);
+        Ok(())
+    }
+
+    /// Final norm and language-model head for the rows `want` asks for, into `ws.logits`.
+    fn output_logits(&self, want: LogitsWanted, ws: &mut Workspace) -> Result<(), ModelError> {
+        let (cfg, w) = (&self.cfg, &self.weights);
+        let file = &*w.file;
+        let (n, e) = (ws.pos.len(), cfg.n_embd);
         let from = match want {
             LogitsWanted::None => return Ok(()),
             LogitsWanted::Last => n - 1,
@@ -513,5 +550,38 @@ impl Model {
                 .for_each(|l| *l = (*l / cap).tanh() * cap);
         }
         Ok(())
+    }
+}
+
+/// Rotates the chunk's queries and keys (`dims` = query width, key width, head size) at their
+/// positions; the cos/sin rows are recomputed only when the layer's RoPE differs from the one
+/// they were made for (`rope_of_table`; Gemma 3 alternates two bases).
+fn rotate_chunk(
+    rope: RopeParams,
+    (qd, kvd, hd): (usize, usize, usize),
+    rope_of_table: &mut Option<RopeParams>,
+    ws: &mut Workspace,
+) {
+    let n = ws.pos.len();
+    let hr = rope.n_rot / 2;
+    if *rope_of_table != Some(rope) {
+        for t in 0..n {
+            rope::cos_sin(
+                &rope,
+                ws.pos[t] as f64,
+                &mut ws.cos[t * hr..(t + 1) * hr],
+                &mut ws.sin[t * hr..(t + 1) * hr],
+            );
+        }
+        *rope_of_table = Some(rope);
+    }
+    for t in 0..n {
+        let (c, s) = (&ws.cos[t * hr..(t + 1) * hr], &ws.sin[t * hr..(t + 1) * hr]);
+        ws.q[t * qd..(t + 1) * qd]
+            .chunks_exact_mut(hd)
+            .for_each(|h| rope::apply(&rope, h, c, s));
+        ws.k[t * kvd..(t + 1) * kvd]
+            .chunks_exact_mut(hd)
+            .for_each(|h| rope::apply(&rope, h, c, s));
     }
 }

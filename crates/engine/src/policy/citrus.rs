@@ -52,6 +52,7 @@ pub(crate) const INFO: PolicyInfo = PolicyInfo {
             help: "on: score by the instruction's attention when the caller gives one (ask does); off: the chunk's own attention",
         },
     ],
+    build: |opts, facts| Ok(Box::new(CitrusPolicy::from_options(opts, facts)?)),
 };
 
 /// Instruction-aware chunked state eviction with per-layer keep sets and slot positions.
@@ -110,22 +111,10 @@ impl CitrusPolicy {
             ));
         }
         let mut p = CitrusPolicy::new(budget - 2 * chunk, chunk)?;
-        p.use_instruction = match opts
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "instruction")
-            .map(|(_, v)| v.as_str())
-        {
+        p.use_instruction = match r.text("instruction") {
             None | Some("on") => true,
             Some("off") => false,
-            Some(v) => {
-                return Err(PolicyError::BadOption {
-                    policy: INFO.name.into(),
-                    option: "instruction".into(),
-                    value: v.into(),
-                    reason: "must be on or off".into(),
-                })
-            }
+            Some(v) => return Err(r.bad("instruction", v, "must be on or off")),
         };
         p.scores = vec![Vec::new(); facts.n_layers];
         Ok(p)

@@ -3,7 +3,7 @@
 use crate::attention::{AttnPlan, Span, SpanMask};
 use crate::kv::KvStore;
 use crate::policy::{
-    positive, CachePolicy, ModelFacts, PlanContext, PolicyError, PolicyInfo, PolicyOption,
+    CachePolicy, ModelFacts, OptionReader, PlanContext, PolicyError, PolicyInfo, PolicyOption,
 };
 
 pub(crate) const INFO: PolicyInfo = PolicyInfo {
@@ -21,6 +21,7 @@ pub(crate) const INFO: PolicyInfo = PolicyInfo {
             help: "tokens per prefill forward pass",
         },
     ],
+    build: |opts, facts| Ok(Box::new(FullPolicy::from_options(opts, facts)?)),
 };
 
 /// Keeps everything; refuses input past `max_context`.
@@ -38,19 +39,17 @@ impl FullPolicy {
         }
     }
 
-    pub(crate) fn from_options(
+    /// Builds from parsed `key=value` options (as `build_policy` does), for callers that need
+    /// the concrete type.
+    pub fn from_options(
         opts: &[(String, String)],
         facts: ModelFacts,
     ) -> Result<FullPolicy, PolicyError> {
-        let mut p = FullPolicy::new(facts.context_length);
-        for (k, v) in opts {
-            match k.as_str() {
-                "max_context" => p.max_context = positive(INFO.name, k, v)?,
-                "chunk" => p.chunk = positive(INFO.name, k, v)?,
-                _ => unreachable!("parse_options validated the name"),
-            }
-        }
-        Ok(p)
+        let r = OptionReader::new(INFO.name, opts);
+        Ok(FullPolicy {
+            max_context: r.positive("max_context")?.unwrap_or(facts.context_length),
+            chunk: r.positive("chunk")?.unwrap_or(512),
+        })
     }
 }
 

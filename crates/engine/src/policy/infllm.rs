@@ -23,52 +23,13 @@ use std::sync::Arc;
 
 use crate::attention::{AttnPlan, ExternalKv, KeyPos, LayerObs, Slots, Span, SpanMask};
 use crate::kv::KvStore;
-use crate::model::RopeParams;
-use crate::ops;
 use crate::policy::block_memory::BlockMemory;
-use crate::policy::{
-    CachePolicy, ModelFacts, OptionReader, PlanContext, PolicyError, PolicyInfo, PolicyOption,
-};
+use crate::policy::{CachePolicy, PlanContext, PolicyError};
+use crate::rope::{self, RopeParams};
 
-pub(crate) const INFO: PolicyInfo = PolicyInfo {
-    name: "infllm",
-    summary: "init tokens + local window + retrieved blocks of evicted context (InfLLM); bounded hot KV",
-    options: &[
-        PolicyOption {
-            name: "budget",
-            default: "n_init + n_local + topk·block",
-            help: "tokens each query attends to (init + window + retrieved blocks); when set, the others default to fractions of it",
-        },
-        PolicyOption {
-            name: "n_local",
-            default: "min(4096, trained context / 2), or budget / 2",
-            help: "local window at true distances; memory sits at this distance (repo: half the trained context)",
-        },
-        PolicyOption { name: "n_init", default: "128, or min(128, budget / 16)", help: "initial tokens always kept (repo: 128)" },
-        PolicyOption { name: "block", default: "128, or min(128, budget / 32)", help: "tokens per memory block (repo and paper: 128)" },
-        PolicyOption {
-            name: "topk",
-            default: "16, or what the budget leaves / block",
-            help: "blocks retrieved per chunk (repo: 16; paper: 32–96)",
-        },
-        PolicyOption { name: "repr_topk", default: "4", help: "representative keys per block and head (repo and paper: 4)" },
-        PolicyOption {
-            name: "chunk",
-            default: "min(512, n_local / 4)",
-            help: "execution chunk: tokens per forward pass and retrieval granularity (repo exc_block_size: 512 for windows of 2048–4096)",
-        },
-        PolicyOption {
-            name: "max_blocks",
-            default: "0 (keep all)",
-            help: "cap on stored blocks, least recently retrieved dropped first; bounds the block memory",
-        },
-        PolicyOption {
-            name: "offload",
-            default: "256",
-            help: "MiB of block memory kept in RAM; beyond it blocks move to an unlinked temporary file in TMPDIR (off: all in RAM)",
-        },
-    ],
-};
+mod options;
+
+pub(crate) use options::INFO;
 
 /// Head geometry, learnt from the first planned layer.
 #[derive(Clone, Copy, Debug)]
@@ -120,174 +81,7 @@ pub struct InfllmPolicy {
     tick: u64,
 }
 
-/// Block memory kept in RAM by default before it moves to disk: 256 MiB holds about 5.8k
-/// tokens of SmolLM2-135M's block keys and values (45 KiB per token), so short inputs never
-/// touch the disk and long ones add only the representatives (under 1/40 of that) to RAM.
-const DEFAULT_OFFLOAD_MIB: usize = 256;
-
-fn bad(option: &str, value: impl ToString, reason: impl Into<String>) -> PolicyError {
-    PolicyError::BadOption {
-        policy: INFO.name.into(),
-        option: option.into(),
-        value: value.to_string(),
-        reason: reason.into(),
-    }
-}
-
 impl InfllmPolicy {
-    /// A policy with the repo's `repr_topk` (4, or the block size if smaller), the default
-    /// execution chunk (`min(512, n_local / 4)`) and no block cap.
-    pub fn new(
-        n_local: usize,
-        n_init: usize,
-        block: usize,
-        topk: usize,
-    ) -> Result<InfllmPolicy, PolicyError> {
-        InfllmPolicy {
-            n_local,
-            n_init,
-            block,
-            topk,
-            repr_topk: 4.min(block),
-            chunk: (n_local / 4).clamp(1, 512),
-            max_blocks: 0,
-            offload_bytes: Some(DEFAULT_OFFLOAD_MIB << 20),
-            geom: None,
-            layers: Vec::new(),
-            blocks: None,
-            failure: None,
-            block_pos: Vec::new(),
-            last_used: Vec::new(),
-            tick: 0,
-        }
-        .validated()
-    }
-
-    /// Checks the settings; call again after changing public fields.
-    pub fn validated(self) -> Result<InfllmPolicy, PolicyError> {
-        for (name, v) in [
-            ("n_local", self.n_local),
-            ("block", self.block),
-            ("topk", self.topk),
-            ("repr_topk", self.repr_topk),
-            ("chunk", self.chunk),
-        ] {
-            if v == 0 {
-                return Err(bad(name, v, "must be a positive integer"));
-            }
-        }
-        if self.repr_topk > self.block {
-            return Err(bad(
-                "repr_topk",
-                self.repr_topk,
-                format!("cannot exceed the block size {}", self.block),
-            ));
-        }
-        if self.max_blocks != 0 && self.max_blocks < self.topk {
-            return Err(bad(
-                "max_blocks",
-                self.max_blocks,
-                format!("must be 0 (keep all) or at least topk = {}", self.topk),
-            ));
-        }
-        Ok(self)
-    }
-
-    /// Builds from parsed `key=value` options (as `build_policy` does), for callers that need
-    /// the concrete type.
-    pub fn from_options(
-        opts: &[(String, String)],
-        facts: ModelFacts,
-    ) -> Result<InfllmPolicy, PolicyError> {
-        let opt = OptionReader::new(INFO.name, opts);
-        let pos_opt = |name: &str| opt.positive(name);
-        let budget = pos_opt("budget")?;
-        let n_init = opt.count("n_init")?;
-        let (n_local, n_init, block) = match budget {
-            // Defaults from the repo: the Llama-3-8B config (8K trained context, as SmolLM2)
-            // and MiniCPM (4K) both use a window of half the trained context.
-            None => (
-                pos_opt("n_local")?.unwrap_or(4096.min(facts.context_length / 2).max(1)),
-                n_init.unwrap_or(128),
-                pos_opt("block")?.unwrap_or(128),
-            ),
-            // With a budget: half of it is the window; init and block size shrink from the
-            // repo's 128 (reached at budgets 2048 / 4096) so small budgets still retrieve ~14
-            // blocks, close to the repo's 16 (finer blocks retrieved better on SmolLM2).
-            Some(b) => (
-                pos_opt("n_local")?.unwrap_or((b / 2).max(1)),
-                n_init.unwrap_or((b / 16).min(128)),
-                pos_opt("block")?.unwrap_or((b / 32).clamp(1, 128)),
-            ),
-        };
-        let topk = match (pos_opt("topk")?, budget) {
-            (Some(k), _) => k,
-            (None, None) => 16,
-            (None, Some(b)) => {
-                if n_local > b {
-                    return Err(bad(
-                        "n_local",
-                        n_local,
-                        format!("the window is larger than the budget {b}"),
-                    ));
-                }
-                let k = b.saturating_sub(n_init + n_local) / block;
-                if k == 0 {
-                    return Err(bad("budget", b, format!("leaves no room for one block of {block} next to n_init {n_init} + n_local {n_local}")));
-                }
-                k
-            }
-        };
-        if let Some(b) = budget {
-            let need = n_init + n_local + topk * block;
-            if n_local > b {
-                return Err(bad(
-                    "n_local",
-                    n_local,
-                    format!("the window is larger than the budget {b}"),
-                ));
-            }
-            if need > b {
-                return Err(bad("budget", b, format!("n_init {n_init} + n_local {n_local} + topk {topk} × block {block} = {need} exceeds it")));
-            }
-        }
-        if n_local >= facts.context_length {
-            return Err(bad(
-                "n_local",
-                n_local,
-                format!(
-                    "must be below the model's trained context {}",
-                    facts.context_length
-                ),
-            ));
-        }
-        let mut p = InfllmPolicy::new(n_local, n_init, block, topk)?;
-        if let Some(v) = pos_opt("repr_topk")? {
-            p.repr_topk = v;
-        }
-        // The repo's execution chunk is 512 against windows of 2048–4096 (1/4 to 1/8 of the
-        // window); keep at least that ratio so averaged retrieval queries stay sharp.
-        p.chunk = pos_opt("chunk")?.unwrap_or((n_local / 4).clamp(1, 512));
-        if let Some(v) = opt.count("max_blocks")? {
-            p.max_blocks = v;
-        }
-        p.offload_bytes = match opt.text("offload") {
-            None => p.offload_bytes,
-            Some("off") => None,
-            Some(v) => match v.parse::<usize>() {
-                Ok(mib) if mib <= 1 << 40 => Some(mib << 20),
-                _ => {
-                    return Err(bad(
-                        "offload",
-                        v,
-                        "must be a size in MiB (0 = straight to disk) or off",
-                    ))
-                }
-            },
-        };
-        p.validated()
-    }
-
     /// Most slots the hot KV store ever holds: init + remainder (< block) + window + chunk.
     pub fn kv_bound_tokens(&self) -> usize {
         self.n_init + self.block + self.n_local + self.chunk_size()
@@ -360,9 +154,9 @@ impl InfllmPolicy {
             // so rotating the mean equals averaging rotated queries).
             let half = ctx.rope.n_rot / 2;
             let (mut cos, mut sin) = (vec![0.0; half], vec![0.0; half]);
-            ops::rope_cos_sin(&ctx.rope, self.n_local as f64, &mut cos, &mut sin);
+            rope::cos_sin(&ctx.rope, self.n_local as f64, &mut cos, &mut sin);
             q.chunks_exact_mut(g.d)
-                .for_each(|h| ops::rope_apply(&ctx.rope, h, &cos, &sin));
+                .for_each(|h| rope::apply(&ctx.rope, h, &cos, &sin));
             let scores: Vec<f32> = (0..nb)
                 .map(|b| crate::attention::dot(&q, &mem.repr[b * hd..(b + 1) * hd]))
                 .collect();
@@ -447,8 +241,8 @@ impl InfllmPolicy {
                     let (mut cos, mut sin) = (vec![0.0; half], vec![0.0; half]);
                     for (row, &p) in lkv.k[h][start * d..end * d].chunks_exact(d).zip(positions) {
                         let mut row = row.to_vec();
-                        ops::rope_cos_sin(&rope, -(p as f64), &mut cos, &mut sin);
-                        ops::rope_apply(&rope, &mut row, &cos, &sin);
+                        rope::cos_sin(&rope, -(p as f64), &mut cos, &mut sin);
+                        rope::apply(&rope, &mut row, &cos, &sin);
                         k.extend_from_slice(&row);
                     }
                 }
@@ -638,146 +432,4 @@ impl CachePolicy for InfllmPolicy {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::policy::build_policy;
-
-    const FACTS: ModelFacts = ModelFacts {
-        n_layers: 2,
-        context_length: 8192,
-    };
-
-    fn err(opts: &str) -> String {
-        build_policy("infllm", opts, FACTS)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default()
-    }
-
-    #[test]
-    fn defaults_and_budget_derivation() {
-        let p = InfllmPolicy::from_options(&[], FACTS).expect("defaults");
-        assert_eq!(
-            (p.n_local, p.n_init, p.block, p.topk, p.repr_topk, p.chunk),
-            (4096, 128, 128, 16, 4, 512)
-        );
-        let opts = |s: &str| crate::policy::parse_options(&INFO, s).expect("parses");
-        let p = InfllmPolicy::from_options(&opts("budget=512"), FACTS).expect("budget");
-        assert_eq!(
-            (p.n_local, p.n_init, p.block, p.topk, p.chunk),
-            (256, 32, 16, 14, 64)
-        );
-        let p = InfllmPolicy::from_options(&opts("budget=2048"), FACTS).expect("budget");
-        assert_eq!(
-            (p.n_local, p.n_init, p.block, p.topk, p.chunk),
-            (1024, 128, 64, 14, 256)
-        );
-        let p = InfllmPolicy::from_options(&opts("budget=1024,block=64,n_init=0"), FACTS)
-            .expect("budget");
-        assert_eq!((p.n_local, p.n_init, p.topk), (512, 0, 8));
-        let p = InfllmPolicy::from_options(&opts("topk=4,block=32,n_local=100,chunk=200"), FACTS)
-            .expect("explicit");
-        assert_eq!(
-            (p.n_local, p.topk, p.block, p.chunk_size()),
-            (100, 4, 32, 100)
-        );
-    }
-
-    #[test]
-    fn cli_style_options_build() {
-        assert!(build_policy("infllm", "topk=16,block=128", FACTS).is_ok());
-        assert!(build_policy("infllm", "budget=512", FACTS).is_ok());
-        let p = build_policy("infllm", "", FACTS).expect("defaults");
-        assert!(p.needs_pre_rope() && p.chunk_size() == 512);
-    }
-
-    #[test]
-    fn invalid_options_are_named_errors() {
-        assert!(err("budget=0").contains("positive integer"));
-        assert!(err("budget=-5").contains("positive integer"));
-        assert!(err("block=0").contains("positive integer"));
-        assert!(err("topk=0").contains("positive integer"));
-        assert!(err("budget=512,n_local=600").contains("larger than the budget"));
-        assert!(err("budget=512,topk=20").contains("exceeds it"));
-        assert!(err("budget=250,block=128").contains("no room for one block"));
-        assert!(err("n_local=8192").contains("trained context"));
-        assert!(err("repr_topk=200").contains("block size"));
-        assert!(err("max_blocks=3").contains("at least topk"));
-        assert!(err("n_init=x").contains("non-negative"));
-        assert!(err("offload=lots").contains("size in MiB"));
-        assert!(err("offload=-1").contains("size in MiB"));
-    }
-
-    #[test]
-    fn offload_limit_is_read_in_mib() {
-        let opts = |s: &str| crate::policy::parse_options(&INFO, s).expect("parses");
-        let limit = |s: &str| {
-            InfllmPolicy::from_options(&opts(s), FACTS)
-                .expect("valid")
-                .offload_bytes
-        };
-        assert_eq!(limit(""), Some(256 << 20));
-        assert_eq!(limit("offload=0"), Some(0));
-        assert_eq!(limit("offload=1024"), Some(1 << 30));
-        assert_eq!(limit("offload=off"), None);
-    }
-
-    #[test]
-    fn blocks_leave_the_store_with_per_head_representatives() {
-        use crate::model::RopeParams;
-        // 1 layer, 2 query heads sharing 1 KV head, d = 2; n_local 4, n_init 1, block 2.
-        let mut p = InfllmPolicy::new(4, 1, 2, 1).expect("valid");
-        p.repr_topk = 1;
-        let mut kv = KvStore::new(1, 1, 2, true);
-        let rope = RopeParams {
-            base: 10000.0,
-            freq_scale: 1.0,
-            n_rot: 2,
-            neox: false,
-        };
-        let n = 8;
-        kv.begin_chunk(0..n as i64);
-        let k: Vec<f32> = (0..n * 2).map(|x| x as f32).collect();
-        kv.append(0, &k, &k, &k, n);
-        kv.end_chunk();
-        let q = vec![0.0f32; n * 4];
-        let q_pos: Vec<i64> = (0..n as i64).collect();
-        let ctx = PlanContext {
-            layer: 0,
-            native_window: None,
-            q: &q,
-            q_pre: &q,
-            q_pos: &q_pos,
-            n_heads: 2,
-            head_dim: 2,
-            rope,
-        };
-        let plan = p.plan(&ctx, &kv);
-        assert_eq!(
-            plan.spans.len(),
-            2,
-            "window + out-of-window prefix, no blocks yet"
-        );
-        // Head 0 favours slot 2, head 1 slot 1; column sums are head-major.
-        let mut cols = vec![0.0f32; 2 * n];
-        cols[2] = 1.0;
-        cols[n + 1] = 1.0;
-        p.observe(
-            0,
-            &plan,
-            &LayerObs {
-                col_sums: vec![cols],
-            },
-            &kv,
-        );
-        p.after_chunk(&mut kv).expect("ok");
-        // Next query at 8 sees 5..7 locally: slots 1..5 (positions 1..4) form two blocks.
-        assert_eq!(p.n_blocks(), 2);
-        assert_eq!(kv.positions(), &[0, 5, 6, 7]);
-        assert_eq!(p.block_pos, vec![1, 3]);
-        // Block 0 holds positions 1, 2: head 0's representative is key 2, head 1's key 1.
-        assert_eq!(&p.layers[0].repr[..4], &[4.0, 5.0, 2.0, 3.0]);
-        assert_eq!(p.layers[0].score.len(), 4 * 2);
-        assert!(kv.len() <= p.kv_bound_tokens());
-    }
-}
+mod tests;

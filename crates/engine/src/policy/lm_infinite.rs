@@ -5,7 +5,7 @@ use crate::attention::{AttnPlan, KeyPos, Slots, Span, SpanMask};
 use crate::kv::KvStore;
 use crate::policy::streaming::evict_for_space;
 use crate::policy::{
-    positive, CachePolicy, ModelFacts, PlanContext, PolicyError, PolicyInfo, PolicyOption,
+    CachePolicy, ModelFacts, OptionReader, PlanContext, PolicyError, PolicyInfo, PolicyOption,
 };
 
 pub(crate) const INFO: PolicyInfo = PolicyInfo {
@@ -29,6 +29,7 @@ pub(crate) const INFO: PolicyInfo = PolicyInfo {
             help: "tokens per prefill pass (capped at n_local)",
         },
     ],
+    build: |opts, facts| Ok(Box::new(LmInfinitePolicy::from_options(opts, facts)?)),
 };
 
 /// Global start tokens + local window; the middle is evicted.
@@ -40,35 +41,31 @@ pub struct LmInfinitePolicy {
 }
 
 impl LmInfinitePolicy {
-    pub(crate) fn from_options(
+    /// Builds from parsed `key=value` options (as `build_policy` does), for callers that need
+    /// the concrete type.
+    pub fn from_options(
         opts: &[(String, String)],
         facts: ModelFacts,
     ) -> Result<LmInfinitePolicy, PolicyError> {
-        let mut p = LmInfinitePolicy {
-            n_local: 2048.min(facts.context_length),
-            n_global: 10,
-            chunk: 512,
-        };
-        for (k, v) in opts {
-            match k.as_str() {
-                "n_local" => p.n_local = positive(INFO.name, k, v)?,
-                "n_global" => p.n_global = positive(INFO.name, k, v)?,
-                "chunk" => p.chunk = positive(INFO.name, k, v)?,
-                _ => unreachable!("parse_options validated the name"),
-            }
-        }
-        if p.n_local > facts.context_length {
-            return Err(PolicyError::BadOption {
-                policy: INFO.name.into(),
-                option: "n_local".into(),
-                value: p.n_local.to_string(),
-                reason: format!(
+        let r = OptionReader::new(INFO.name, opts);
+        let n_local = r
+            .positive("n_local")?
+            .unwrap_or(2048.min(facts.context_length));
+        if n_local > facts.context_length {
+            return Err(r.conflict(
+                "n_local",
+                n_local,
+                format!(
                     "exceeds the model's trained context {}",
                     facts.context_length
                 ),
-            });
+            ));
         }
-        Ok(p)
+        Ok(LmInfinitePolicy {
+            n_local,
+            n_global: r.positive("n_global")?.unwrap_or(10),
+            chunk: r.positive("chunk")?.unwrap_or(512),
+        })
     }
 
     fn budget(&self) -> usize {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use crate::attention::{AttnPlan, KeyPos, LayerObs, Slots, Span, SpanMask};
 use crate::kv::KvStore;
-use crate::model::RopeParams;
+use crate::rope::RopeParams;
 
 /// Errors from building or running a policy.
 #[derive(Debug, thiserror::Error)]
@@ -148,12 +148,18 @@ pub struct PolicyOption {
     pub help: &'static str,
 }
 
-/// A registry entry.
+/// Builds a policy from options already checked against its [`PolicyInfo::options`].
+pub type BuildFn = fn(&[(String, String)], ModelFacts) -> Result<Box<dyn CachePolicy>, PolicyError>;
+
+/// A registry entry: the policy's name, help and constructor, so adding a policy touches only
+/// its own file and [`REGISTRY`].
 #[derive(Clone, Copy, Debug)]
 pub struct PolicyInfo {
     pub name: &'static str,
     pub summary: &'static str,
     pub options: &'static [PolicyOption],
+    /// The constructor [`build_policy`] calls with the parsed options.
+    pub build: BuildFn,
 }
 
 /// Every policy the engine offers, in the order the CLI lists them.
@@ -203,19 +209,6 @@ pub fn parse_options(
         out.push((k.to_string(), v.to_string()));
     }
     Ok(out)
-}
-
-/// Parses a positive integer option value.
-pub(crate) fn positive(policy: &str, option: &str, value: &str) -> Result<usize, PolicyError> {
-    match value.parse::<usize>() {
-        Ok(v) if v > 0 => Ok(v),
-        _ => Err(PolicyError::BadOption {
-            policy: policy.into(),
-            option: option.into(),
-            value: value.into(),
-            reason: "must be a positive integer".into(),
-        }),
-    }
 }
 
 /// Spans for a cache whose slots are renumbered (StreamingLLM's positions, also SirLLM and
@@ -280,7 +273,8 @@ impl<'a> OptionReader<'a> {
             .map(|(_, v)| v.as_str())
     }
 
-    fn bad(&self, name: &str, value: &str, reason: &str) -> PolicyError {
+    /// An error for option `name`'s given `value`.
+    pub(crate) fn bad(&self, name: &str, value: &str, reason: &str) -> PolicyError {
         PolicyError::BadOption {
             policy: self.policy.into(),
             option: name.into(),
@@ -292,7 +286,10 @@ impl<'a> OptionReader<'a> {
     /// A positive integer option, if given.
     pub(crate) fn positive(&self, name: &str) -> Result<Option<usize>, PolicyError> {
         self.raw(name)
-            .map(|v| positive(self.policy, name, v))
+            .map(|v| match v.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(self.bad(name, v, "must be a positive integer")),
+            })
             .transpose()
     }
 
@@ -362,27 +359,34 @@ pub fn resolve_policy(requested: &str, context_length: usize, needed: usize) -> 
         .to_string()
 }
 
+/// The registry entry named `name`.
+pub fn find_policy(name: &str) -> Result<&'static PolicyInfo, PolicyError> {
+    REGISTRY
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| PolicyError::Unknown(name.to_string()))
+}
+
 /// Builds a policy by registry name with `key=value,...` options.
 pub fn build_policy(
     name: &str,
     options: &str,
     facts: ModelFacts,
 ) -> Result<Box<dyn CachePolicy>, PolicyError> {
-    let info = REGISTRY
-        .iter()
-        .find(|p| p.name == name)
-        .ok_or_else(|| PolicyError::Unknown(name.to_string()))?;
+    let info = find_policy(name)?;
     let opts = parse_options(info, options)?;
-    match info.name {
-        "full" => Ok(Box::new(FullPolicy::from_options(&opts, facts)?)),
-        "streaming" => Ok(Box::new(StreamingPolicy::from_options(&opts, facts)?)),
-        "lm-infinite" => Ok(Box::new(LmInfinitePolicy::from_options(&opts, facts)?)),
-        "infllm" => Ok(Box::new(InfllmPolicy::from_options(&opts, facts)?)),
-        "quest" => Ok(Box::new(QuestPolicy::from_options(&opts, facts)?)),
-        "sirllm" => Ok(Box::new(SirllmPolicy::from_options(&opts, facts)?)),
-        "citrus" => Ok(Box::new(CitrusPolicy::from_options(&opts, facts)?)),
-        _ => Err(PolicyError::Unknown(name.to_string())),
-    }
+    (info.build)(&opts, facts)
+}
+
+/// The most tokens policy `name` with these options holds before it refuses input
+/// ([`CachePolicy::token_limit`]; `None` = unbounded), e.g. `full`'s `max_context`, so callers
+/// can size requests without parsing a policy's options themselves.
+pub fn token_limit(
+    name: &str,
+    options: &str,
+    facts: ModelFacts,
+) -> Result<Option<usize>, PolicyError> {
+    Ok(build_policy(name, options, facts)?.token_limit())
 }
 
 #[cfg(test)]
@@ -419,5 +423,30 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("key=value"), "{e}");
+    }
+
+    #[test]
+    fn every_entry_builds_its_own_policy() {
+        let facts = ModelFacts {
+            n_layers: 2,
+            context_length: 8192,
+        };
+        for info in REGISTRY {
+            let p = build_policy(info.name, "", facts).expect("defaults build");
+            assert_eq!(p.name(), info.name);
+        }
+    }
+
+    #[test]
+    fn token_limit_asks_the_built_policy() {
+        assert_eq!(token_limit("full", "", FACTS).ok(), Some(Some(8)));
+        assert_eq!(
+            token_limit("full", "max_context=5", FACTS).ok(),
+            Some(Some(5))
+        );
+        let streaming = token_limit("streaming", "budget=4,sinks=1,chunk=2", FACTS);
+        assert_eq!(streaming.ok(), Some(None));
+        assert!(token_limit("full", "max_context=x", FACTS).is_err());
+        assert!(token_limit("nope", "", FACTS).is_err());
     }
 }

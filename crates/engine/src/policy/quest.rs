@@ -46,6 +46,7 @@ pub(crate) const INFO: PolicyInfo = PolicyInfo {
         PolicyOption { name: "capacity", default: "model's trained context", help: "most tokens stored; oldest pages after the sinks are evicted" },
         PolicyOption { name: "chunk", default: "512", help: "tokens per prefill forward pass" },
     ],
+    build: |opts, facts| Ok(Box::new(QuestPolicy::from_options(opts, facts)?)),
 };
 
 /// Per-page key bounds of one layer.
@@ -92,7 +93,7 @@ fn bad(option: &str, value: impl ToString, reason: impl Into<String>) -> PolicyE
 }
 
 impl QuestPolicy {
-    /// A policy with the given budget and capacity and the defaults of [`INFO`].
+    /// A policy with the given budget and capacity and the defaults its options list.
     pub fn new(budget: usize, capacity: usize) -> Result<QuestPolicy, PolicyError> {
         QuestPolicy::unchecked(budget, capacity).validated()
     }
@@ -414,8 +415,8 @@ impl CachePolicy for QuestPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::RopeParams;
     use crate::policy::build_policy;
+    use crate::rope::RopeParams;
 
     const FACTS: ModelFacts = ModelFacts {
         n_layers: 1,

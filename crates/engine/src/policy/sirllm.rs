@@ -50,6 +50,7 @@ pub(crate) const INFO: PolicyInfo = PolicyInfo {
             help: "tokens per prefill pass, the eviction granularity (SirLLM evicts per turn)",
         },
     ],
+    build: |opts, facts| Ok(Box::new(SirllmPolicy::from_options(opts, facts)?)),
 };
 
 /// Surprisal-based retention with slot positions.
@@ -67,7 +68,7 @@ pub struct SirllmPolicy {
 }
 
 impl SirllmPolicy {
-    /// A policy with the given budget and the defaults of [`INFO`].
+    /// A policy with the given budget and the defaults its options list.
     pub fn new(budget: usize) -> Result<SirllmPolicy, PolicyError> {
         SirllmPolicy::from_parts(budget, 4, budget / 2, 1.0, (budget / 4).clamp(1, 256))
     }

@@ -4,8 +4,8 @@
 use crate::attention::AttnPlan;
 use crate::kv::KvStore;
 use crate::policy::{
-    positive, slot_renumbered_plan, CachePolicy, ModelFacts, PlanContext, PolicyError, PolicyInfo,
-    PolicyOption,
+    slot_renumbered_plan, CachePolicy, ModelFacts, OptionReader, PlanContext, PolicyError,
+    PolicyInfo, PolicyOption,
 };
 
 pub(crate) const INFO: PolicyInfo = PolicyInfo {
@@ -28,6 +28,7 @@ pub(crate) const INFO: PolicyInfo = PolicyInfo {
             help: "tokens per prefill pass (capped at budget − sinks)",
         },
     ],
+    build: |opts, facts| Ok(Box::new(StreamingPolicy::from_options(opts, facts)?)),
 };
 
 /// Sinks + recent window with slot positions.
@@ -60,42 +61,19 @@ impl StreamingPolicy {
         Ok(self)
     }
 
-    pub(crate) fn from_options(
+    /// Builds from parsed `key=value` options (as `build_policy` does), for callers that need
+    /// the concrete type.
+    pub fn from_options(
         opts: &[(String, String)],
         facts: ModelFacts,
     ) -> Result<StreamingPolicy, PolicyError> {
-        let mut p = StreamingPolicy {
-            budget: 2048.min(facts.context_length),
-            sinks: 4,
-            chunk: 512,
-        };
-        for (k, v) in opts {
-            match k.as_str() {
-                "budget" => p.budget = positive(INFO.name, k, v)?,
-                "sinks" => {
-                    p.sinks = v.parse().map_err(|_| PolicyError::BadOption {
-                        policy: INFO.name.into(),
-                        option: k.clone(),
-                        value: v.clone(),
-                        reason: "must be a non-negative integer".into(),
-                    })?
-                }
-                "chunk" => p.chunk = positive(INFO.name, k, v)?,
-                _ => unreachable!("parse_options validated the name"),
-            }
+        let r = OptionReader::new(INFO.name, opts);
+        StreamingPolicy {
+            budget: r.budget(2048.min(facts.context_length), facts)?,
+            sinks: r.count("sinks")?.unwrap_or(4),
+            chunk: r.positive("chunk")?.unwrap_or(512),
         }
-        if p.budget > facts.context_length {
-            return Err(PolicyError::BadOption {
-                policy: INFO.name.into(),
-                option: "budget".into(),
-                value: p.budget.to_string(),
-                reason: format!(
-                    "exceeds the model's trained context {}",
-                    facts.context_length
-                ),
-            });
-        }
-        p.validated()
+        .validated()
     }
 }
 

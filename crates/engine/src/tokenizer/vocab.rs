@@ -225,6 +225,39 @@ const EOG_TEXTS: &[&str] = &[
     "[e~[",
 ];
 
+/// Token texts (empty ones get a placeholder), scores and attributes, and the text → id index.
+/// `scores` and `types`, when given, hold at least one entry per token (checked by the caller).
+fn read_tokens(
+    words: Vec<String>,
+    scores: Option<&[f32]>,
+    types: Option<&[i32]>,
+) -> (Vec<TokenData>, FxMap<Box<str>, u32>) {
+    let n = words.len();
+    let mut tokens = Vec::with_capacity(n);
+    let mut index: FxMap<Box<str>, u32> = FxMap::default();
+    index.reserve(n);
+    for (i, word) in (0u32..).zip(words) {
+        let text: Box<str> = if word.is_empty() {
+            format!("[EMPTY_{i}]").into()
+        } else {
+            word.into()
+        };
+        let score = scores.map_or(0.0, |s| s[i as usize]);
+        let attr = match types.map(|t| t[i as usize]) {
+            None | Some(token_type::NORMAL) => attr::NORMAL,
+            Some(token_type::UNKNOWN) => attr::UNKNOWN,
+            Some(token_type::CONTROL) => attr::CONTROL,
+            Some(token_type::USER_DEFINED) => attr::USER_DEFINED,
+            Some(token_type::UNUSED) => attr::UNUSED,
+            Some(token_type::BYTE) => attr::BYTE,
+            Some(_) => 0,
+        };
+        index.insert(text.clone(), i);
+        tokens.push(TokenData { text, score, attr });
+    }
+    (tokens, index)
+}
+
 impl Vocab {
     pub fn from_spec(spec: VocabSpec) -> Result<Vocab, TokenizerError> {
         let n = spec.tokens.len();
@@ -282,29 +315,11 @@ impl Vocab {
             add_space_prefix = v;
         }
 
-        // Tokens.
-        let mut tokens = Vec::with_capacity(n);
-        let mut index: FxMap<Box<str>, u32> = FxMap::default();
-        index.reserve(n);
-        for (i, word) in (0..n_u32).zip(spec.tokens) {
-            let text: Box<str> = if word.is_empty() {
-                format!("[EMPTY_{i}]").into()
-            } else {
-                word.into()
-            };
-            let score = spec.scores.as_ref().map_or(0.0, |s| s[i as usize]);
-            let attr = match spec.token_types.as_ref().map(|t| t[i as usize]) {
-                None | Some(token_type::NORMAL) => attr::NORMAL,
-                Some(token_type::UNKNOWN) => attr::UNKNOWN,
-                Some(token_type::CONTROL) => attr::CONTROL,
-                Some(token_type::USER_DEFINED) => attr::USER_DEFINED,
-                Some(token_type::UNUSED) => attr::UNUSED,
-                Some(token_type::BYTE) => attr::BYTE,
-                Some(_) => 0,
-            };
-            index.insert(text.clone(), i);
-            tokens.push(TokenData { text, score, attr });
-        }
+        let (tokens, index) = read_tokens(
+            spec.tokens,
+            spec.scores.as_deref(),
+            spec.token_types.as_deref(),
+        );
 
         // Special ids: a default out of range is disabled; a bad GGUF id keeps the default.
         let in_range = |id: Option<u32>| id.filter(|&v| v < n_u32);
@@ -318,8 +333,8 @@ impl Vocab {
         bos = pick(bos, spec.bos_id);
         eos = pick(eos, spec.eos_id);
         unk = pick(unk, spec.unknown_id);
-        let mut eot = pick(None, spec.eot_id);
-        let mut eom = pick(None, spec.eom_id);
+        let eot = pick(None, spec.eot_id);
+        let eom = pick(None, spec.eom_id);
         let pad = pick(None, spec.padding_id);
         if let Some(v) = spec.add_bos {
             add_bos = v;
@@ -353,45 +368,50 @@ impl Vocab {
             byte_ids: Vec::new(),
         };
         vocab.byte_ids = (0..=255u8).map(|b| vocab.find_byte_token(b)).collect();
+        let fim = vocab.detect_specials(eot, eom);
+        vocab.build_eog(&fim);
+        vocab.apply_name_fixes(spec.model_name.as_deref());
+        Ok(vocab)
+    }
 
-        // Auto-detected special tokens become control tokens. With several candidates llama.cpp
-        // takes whichever its hash map yields first; we take the lowest id. (Every end-of-turn
-        // candidate is end-of-generation anyway; only vocabularies with two FIM pad/repo
-        // spellings could differ.)
+    /// Auto-detects end-of-turn, end-of-message and FIM tokens the GGUF did not name (they
+    /// become control tokens), marks control tokens named "unused" as unused, and returns the
+    /// FIM pad, repo and separator ids (end-of-generation candidates).
+    fn detect_specials(&mut self, eot: Option<u32>, eom: Option<u32>) -> [Option<u32>; 3] {
+        // With several candidates llama.cpp takes whichever its hash map yields first; we take
+        // the lowest id. (Every end-of-turn candidate is end-of-generation anyway; only
+        // vocabularies with two FIM pad/repo spellings could differ.)
         let mut detect = |texts: &[&str], current: Option<u32>| -> Option<u32> {
             if current.is_some() {
                 return current;
             }
             let found = texts
                 .iter()
-                .filter_map(|t| vocab.index.get(*t).copied())
+                .filter_map(|t| self.index.get(*t).copied())
                 .min();
             if let Some(id) = found {
-                vocab.tokens[id as usize].attr |= attr::CONTROL;
+                self.tokens[id as usize].attr |= attr::CONTROL;
             }
             found
         };
-        eot = detect(EOT_TEXTS, eot);
-        eom = detect(EOM_TEXTS, eom);
+        let eot = detect(EOT_TEXTS, eot);
+        let eom = detect(EOM_TEXTS, eom);
         let fim_pad = detect(FIM_PAD_TEXTS, None);
         let fim_rep = detect(FIM_REP_TEXTS, None);
         let fim_sep = detect(FIM_SEP_TEXTS, None);
         for texts in [FIM_PRE_TEXTS, FIM_SUF_TEXTS, FIM_MID_TEXTS] {
             detect(texts, None);
         }
-        vocab.eot = eot;
-        vocab.eom = eom;
+        self.eot = eot;
+        self.eom = eom;
 
         // Control tokens named "unused" are unused.
-        for t in &mut vocab.tokens {
+        for t in &mut self.tokens {
             if t.attr & attr::CONTROL != 0 && t.text.contains("unused") {
                 t.attr |= attr::UNUSED;
             }
         }
-
-        vocab.build_eog(&[fim_pad, fim_rep, fim_sep]);
-        vocab.apply_name_fixes(spec.model_name.as_deref());
-        Ok(vocab)
+        [fim_pad, fim_rep, fim_sep]
     }
 
     fn build_eog(&mut self, fim: &[Option<u32>]) {

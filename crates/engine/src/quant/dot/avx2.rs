@@ -1,5 +1,8 @@
 //! AVX2 + FMA + F16C row-dot kernels, optionally using AVX-VNNI (`vpdpbusd` on ymm) for the
 //! u8×i8 block products. Selected only after run-time feature detection.
+//!
+//! Long on purpose: one kernel family (every quant type at one instruction-set level) sharing
+//! one set of load and unpack helpers; splitting it would only scatter those helpers.
 
 use super::scalar;
 use super::{Kernels, Q8KView, Q8View};
@@ -19,8 +22,12 @@ pub(crate) struct Madd;
 impl Dp for Madd {
     #[inline(always)]
     unsafe fn dp(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
-        let p = _mm256_maddubs_epi16(u, s);
-        _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)))
+        // SAFETY: register-only intrinsics; callers run this only where the CPU features
+        // they need were detected.
+        unsafe {
+            let p = _mm256_maddubs_epi16(u, s);
+            _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)))
+        }
     }
 }
 
@@ -29,7 +36,9 @@ pub(crate) struct AvxVnni;
 impl Dp for AvxVnni {
     #[inline(always)]
     unsafe fn dp(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
-        _mm256_dpbusd_avx_epi32(acc, u, s)
+        // SAFETY: register-only intrinsics; callers run this only where the CPU features
+        // they need were detected.
+        unsafe { _mm256_dpbusd_avx_epi32(acc, u, s) }
     }
 }
 
@@ -83,66 +92,99 @@ pub(super) fn kernels_vnni() -> Option<Kernels> {
 
 #[inline(always)]
 pub(super) unsafe fn hsum_ps(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    _mm_cvtss_f32(s)
+    // SAFETY: register-only intrinsics; callers run this only where the CPU features
+    // they need were detected.
+    unsafe {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        _mm_cvtss_f32(s)
+    }
 }
 
 #[inline(always)]
 pub(super) unsafe fn hsum_ps128(s: __m128) -> f32 {
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    _mm_cvtss_f32(s)
+    // SAFETY: register-only intrinsics; callers run this only where the CPU features
+    // they need were detected.
+    unsafe {
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        _mm_cvtss_f32(s)
+    }
 }
 
 /// One f16 at `p` to f32.
 #[inline(always)]
 pub(super) unsafe fn f16_1(p: *const u8) -> f32 {
-    let bits = std::ptr::read_unaligned(p as *const u16);
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
+    unsafe {
+        let bits = std::ptr::read_unaligned(p as *const u16);
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+    }
 }
 
 /// Two consecutive f16 at `p` to f32.
 #[inline(always)]
 pub(super) unsafe fn f16_2(p: *const u8) -> (f32, f32) {
-    let bits = std::ptr::read_unaligned(p as *const i32);
-    let v = _mm_cvtph_ps(_mm_cvtsi32_si128(bits));
-    (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
+    unsafe {
+        let bits = std::ptr::read_unaligned(p as *const i32);
+        let v = _mm_cvtph_ps(_mm_cvtsi32_si128(bits));
+        (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
+    }
 }
 
 /// 16 packed nibbles -> 32 bytes `[low nibbles | high nibbles]` (ggml block element order).
 #[inline(always)]
 pub(super) unsafe fn nibbles_32(p: *const u8) -> __m256i {
-    let q = _mm_loadu_si128(p as *const __m128i);
-    let m4 = _mm_set1_epi8(0x0f);
-    let lo = _mm_and_si128(q, m4);
-    let hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
-    _mm256_set_m128i(hi, lo)
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
+    unsafe {
+        let q = _mm_loadu_si128(p as *const __m128i);
+        let m4 = _mm_set1_epi8(0x0f);
+        let lo = _mm_and_si128(q, m4);
+        let hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
+        _mm256_set_m128i(hi, lo)
+    }
 }
 
 /// Bit i of `x` -> 0xFF in byte i (i < 32), else 0.
 #[inline(always)]
 pub(crate) unsafe fn bytes_from_bits_32(x: u32) -> __m256i {
-    let shuf = _mm256_set_epi64x(
-        0x0303_0303_0303_0303,
-        0x0202_0202_0202_0202,
-        0x0101_0101_0101_0101,
-        0,
-    );
-    let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x as i32), shuf);
-    let bit_mask = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe_u64 as i64);
-    _mm256_cmpeq_epi8(_mm256_or_si256(bytes, bit_mask), _mm256_set1_epi64x(-1))
+    // SAFETY: register-only intrinsics; callers run this only where the CPU features
+    // they need were detected.
+    unsafe {
+        let shuf = _mm256_set_epi64x(
+            0x0303_0303_0303_0303,
+            0x0202_0202_0202_0202,
+            0x0101_0101_0101_0101,
+            0,
+        );
+        let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x as i32), shuf);
+        let bit_mask = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe_u64 as i64);
+        _mm256_cmpeq_epi8(_mm256_or_si256(bytes, bit_mask), _mm256_set1_epi64x(-1))
+    }
 }
 
 #[inline(always)]
 unsafe fn rd_u32(p: *const u8) -> u32 {
-    std::ptr::read_unaligned(p as *const u32)
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
+    unsafe { std::ptr::read_unaligned(p as *const u32) }
 }
 
 #[inline(always)]
 unsafe fn load_y(a: &Q8View<'_>, b: usize) -> __m256i {
-    _mm256_loadu_si256(a.qs.as_ptr().add(32 * b) as *const __m256i)
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
+    unsafe { _mm256_loadu_si256(a.qs.as_ptr().add(32 * b) as *const __m256i) }
 }
 
 /// Validates a Q8-activation kernel call; returns blocks per row.
@@ -188,8 +230,14 @@ macro_rules! q8_kernel {
             let nb = check_q8(w, rb, $ts, a, out.len());
             #[target_feature(enable = "avx2,fma,f16c")]
             unsafe fn inner(w: *const u8, rb: usize, nb: usize, a: &Q8View<'_>, out: &mut [f32]) {
-                for (r, o) in out.iter_mut().enumerate() {
-                    *o = $row::<Madd>(w.add(r * rb), nb, a);
+                // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were
+                // detected before any kernel table reaching it was built, and its pointers cover
+                // every block read below (row and activation lengths are checked on entry to the
+                // kernel).
+                unsafe {
+                    for (r, o) in out.iter_mut().enumerate() {
+                        *o = $row::<Madd>(w.add(r * rb), nb, a);
+                    }
                 }
             }
             // SAFETY: reachable only through the kernel table built after detecting
@@ -201,8 +249,14 @@ macro_rules! q8_kernel {
             let nb = check_q8(w, rb, $ts, a, out.len());
             #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
             unsafe fn inner(w: *const u8, rb: usize, nb: usize, a: &Q8View<'_>, out: &mut [f32]) {
-                for (r, o) in out.iter_mut().enumerate() {
-                    *o = $row::<AvxVnni>(w.add(r * rb), nb, a);
+                // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were
+                // detected before any kernel table reaching it was built, and its pointers cover
+                // every block read below (row and activation lengths are checked on entry to the
+                // kernel).
+                unsafe {
+                    for (r, o) in out.iter_mut().enumerate() {
+                        *o = $row::<AvxVnni>(w.add(r * rb), nb, a);
+                    }
                 }
             }
             // SAFETY: reachable only through the kernel table built after detecting
@@ -229,77 +283,111 @@ unsafe fn row_blocks<const TS: usize, const SINGLE: bool, const USE_DS: bool>(
     cmul: f32,
     dot: impl Fn(*const u8, usize) -> __m256i,
 ) -> f32 {
-    let act = if USE_DS { a.ds.as_ptr() } else { a.di.as_ptr() };
-    let mut acc = [_mm256_setzero_ps(); 2];
-    let mut cacc = _mm_setzero_ps();
-    for b in 0..nb {
-        let b0 = row.add(b * TS);
-        let w = if SINGLE {
-            let v = _mm_cvtsi32_si128(std::ptr::read_unaligned(b0 as *const u16) as i32);
-            _mm_cvtph_ps(_mm_shufflelo_epi16::<0>(v))
-        } else {
-            _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(
-                b0 as *const i32,
-            )))
-        };
-        let av = _mm_castpd_ps(_mm_load_sd(act.add(2 * b) as *const f64));
-        let p = _mm_mul_ps(w, av);
-        cacc = _mm_add_ps(cacc, p);
-        let k = b & 1;
-        acc[k] = _mm256_fmadd_ps(
-            _mm256_cvtepi32_ps(dot(b0, b)),
-            _mm256_broadcastss_ps(p),
-            acc[k],
-        );
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
+    unsafe {
+        let act = if USE_DS { a.ds.as_ptr() } else { a.di.as_ptr() };
+        let mut acc = [_mm256_setzero_ps(); 2];
+        let mut cacc = _mm_setzero_ps();
+        for b in 0..nb {
+            let b0 = row.add(b * TS);
+            let w = if SINGLE {
+                let v = _mm_cvtsi32_si128(std::ptr::read_unaligned(b0 as *const u16) as i32);
+                _mm_cvtph_ps(_mm_shufflelo_epi16::<0>(v))
+            } else {
+                _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(
+                    b0 as *const i32,
+                )))
+            };
+            let av = _mm_castpd_ps(_mm_load_sd(act.add(2 * b) as *const f64));
+            let p = _mm_mul_ps(w, av);
+            cacc = _mm_add_ps(cacc, p);
+            let k = b & 1;
+            acc[k] = _mm256_fmadd_ps(
+                _mm256_cvtepi32_ps(dot(b0, b)),
+                _mm256_broadcastss_ps(p),
+                acc[k],
+            );
+        }
+        hsum_ps(_mm256_add_ps(acc[0], acc[1])) + cmul * _mm_cvtss_f32(_mm_movehdup_ps(cacc))
     }
-    hsum_ps(_mm256_add_ps(acc[0], acc[1])) + cmul * _mm_cvtss_f32(_mm_movehdup_ps(cacc))
 }
 
 #[inline(always)]
 unsafe fn row_q4_0<D: Dp>(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
-    row_blocks::<{ L::Q4_0 }, true, false>(row, nb, a, -8.0, |b0, b| {
-        D::dp(_mm256_setzero_si256(), nibbles_32(b0.add(2)), load_y(a, b))
-    })
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
+    unsafe {
+        row_blocks::<{ L::Q4_0 }, true, false>(row, nb, a, -8.0, |b0, b| {
+            D::dp(_mm256_setzero_si256(), nibbles_32(b0.add(2)), load_y(a, b))
+        })
+    }
 }
 
 #[inline(always)]
 unsafe fn row_q4_1<D: Dp>(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
-    row_blocks::<{ L::Q4_1 }, false, true>(row, nb, a, 1.0, |b0, b| {
-        D::dp(_mm256_setzero_si256(), nibbles_32(b0.add(4)), load_y(a, b))
-    })
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
+    unsafe {
+        row_blocks::<{ L::Q4_1 }, false, true>(row, nb, a, 1.0, |b0, b| {
+            D::dp(_mm256_setzero_si256(), nibbles_32(b0.add(4)), load_y(a, b))
+        })
+    }
 }
 
 #[inline(always)]
 unsafe fn q5_weights(qh: u32, qs: *const u8) -> __m256i {
-    let hb = _mm256_and_si256(bytes_from_bits_32(qh), _mm256_set1_epi8(0x10));
-    _mm256_or_si256(nibbles_32(qs), hb)
+    // SAFETY: callers uphold this unsafe fn's contract: avx2 was detected and `qs` points at
+    // the block's 16 bytes of nibbles (inside the row, checked on entry to the kernel).
+    unsafe {
+        let hb = _mm256_and_si256(bytes_from_bits_32(qh), _mm256_set1_epi8(0x10));
+        _mm256_or_si256(nibbles_32(qs), hb)
+    }
 }
 
 #[inline(always)]
 unsafe fn row_q5_0<D: Dp>(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
-    row_blocks::<{ L::Q5_0 }, true, false>(row, nb, a, -16.0, |b0, b| {
-        let wq = q5_weights(rd_u32(b0.add(2)), b0.add(6));
-        D::dp(_mm256_setzero_si256(), wq, load_y(a, b))
-    })
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
+    unsafe {
+        row_blocks::<{ L::Q5_0 }, true, false>(row, nb, a, -16.0, |b0, b| {
+            let wq = q5_weights(rd_u32(b0.add(2)), b0.add(6));
+            D::dp(_mm256_setzero_si256(), wq, load_y(a, b))
+        })
+    }
 }
 
 #[inline(always)]
 unsafe fn row_q5_1<D: Dp>(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
-    row_blocks::<{ L::Q5_1 }, false, true>(row, nb, a, 1.0, |b0, b| {
-        let wq = q5_weights(rd_u32(b0.add(4)), b0.add(8));
-        D::dp(_mm256_setzero_si256(), wq, load_y(a, b))
-    })
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
+    unsafe {
+        row_blocks::<{ L::Q5_1 }, false, true>(row, nb, a, 1.0, |b0, b| {
+            let wq = q5_weights(rd_u32(b0.add(4)), b0.add(8));
+            D::dp(_mm256_setzero_si256(), wq, load_y(a, b))
+        })
+    }
 }
 
 #[inline(always)]
 unsafe fn row_q8_0<D: Dp>(row: *const u8, nb: usize, a: &Q8View<'_>) -> f32 {
-    row_blocks::<{ L::Q8_0 }, true, false>(row, nb, a, 0.0, |b0, b| {
-        let wq = _mm256_loadu_si256(b0.add(2) as *const __m256i);
-        // |w| as u8 times sign-transferred activations: exact, and no i16 saturation.
-        let u = _mm256_sign_epi8(wq, wq);
-        let s = _mm256_sign_epi8(load_y(a, b), wq);
-        D::dp(_mm256_setzero_si256(), u, s)
-    })
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
+    unsafe {
+        row_blocks::<{ L::Q8_0 }, true, false>(row, nb, a, 0.0, |b0, b| {
+            let wq = _mm256_loadu_si256(b0.add(2) as *const __m256i);
+            // |w| as u8 times sign-transferred activations: exact, and no i16 saturation.
+            let u = _mm256_sign_epi8(wq, wq);
+            let s = _mm256_sign_epi8(load_y(a, b), wq);
+            D::dp(_mm256_setzero_si256(), u, s)
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -316,8 +404,13 @@ macro_rules! q8k_kernel {
 
         #[target_feature(enable = "avx2,fma,f16c")]
         unsafe fn $inner(w: *const u8, rb: usize, nb: usize, a: &Q8KView<'_>, out: &mut [f32]) {
-            for (r, o) in out.iter_mut().enumerate() {
-                *o = $row(w.add(r * rb), nb, a);
+            // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were
+            // detected before any kernel table reaching it was built, and its pointers cover every
+            // block read below (row and activation lengths are checked on entry to the kernel).
+            unsafe {
+                for (r, o) in out.iter_mut().enumerate() {
+                    *o = $row(w.add(r * rb), nb, a);
+                }
             }
         }
     };
@@ -331,88 +424,107 @@ q8k_kernel!(q6_k, q6_k_inner, row_q6_k, L::Q6_K);
 /// eight per-32 activation sums).
 #[inline(always)]
 pub(super) unsafe fn mins_dot(mins: *const u8, bsums2: *const i16) -> __m128i {
-    let m16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(mins as *const __m128i));
-    _mm_madd_epi16(m16, _mm_loadu_si128(bsums2 as *const __m128i))
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
+    unsafe {
+        let m16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(mins as *const __m128i));
+        _mm_madd_epi16(m16, _mm_loadu_si128(bsums2 as *const __m128i))
+    }
 }
 
 #[inline(always)]
 unsafe fn row_q4_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
-    let m4 = _mm256_set1_epi8(0x0f);
-    let mut acc = _mm256_setzero_ps();
-    let mut accm = _mm_setzero_ps();
-    for b in 0..nb {
-        let blk = row.add(b * L::Q4_K);
-        let dy = *a.d.get_unchecked(b);
-        let (d, dmin) = f16_2(blk);
-        let words =
-            crate::quant::util::unpack_scales_k4_words(std::slice::from_raw_parts(blk.add(4), 12));
-        let sc = words.as_ptr() as *const u8;
-        let md = mins_dot(sc.add(8), a.bsums2.as_ptr().add(8 * b));
-        accm = _mm_fmadd_ps(_mm_cvtepi32_ps(md), _mm_set1_ps(dmin * dy), accm);
-        let y = a.qs.as_ptr().add(256 * b);
-        let mut sumi = _mm256_setzero_si256();
-        for c in 0..4 {
-            let q = _mm256_loadu_si256(blk.add(16 + 32 * c) as *const __m256i);
-            let lo = _mm256_and_si256(q, m4);
-            let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            let y0 = _mm256_loadu_si256(y.add(64 * c) as *const __m256i);
-            let y1 = _mm256_loadu_si256(y.add(64 * c + 32) as *const __m256i);
-            let p0 = _mm256_madd_epi16(
-                _mm256_maddubs_epi16(lo, y0),
-                _mm256_set1_epi16(*sc.add(2 * c) as i16),
-            );
-            let p1 = _mm256_madd_epi16(
-                _mm256_maddubs_epi16(hi, y1),
-                _mm256_set1_epi16(*sc.add(2 * c + 1) as i16),
-            );
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
+    unsafe {
+        let m4 = _mm256_set1_epi8(0x0f);
+        let mut acc = _mm256_setzero_ps();
+        let mut accm = _mm_setzero_ps();
+        for b in 0..nb {
+            let blk = row.add(b * L::Q4_K);
+            let dy = *a.d.get_unchecked(b);
+            let (d, dmin) = f16_2(blk);
+            let words = crate::quant::util::unpack_scales_k4_words(std::slice::from_raw_parts(
+                blk.add(4),
+                12,
+            ));
+            let sc = words.as_ptr() as *const u8;
+            let md = mins_dot(sc.add(8), a.bsums2.as_ptr().add(8 * b));
+            accm = _mm_fmadd_ps(_mm_cvtepi32_ps(md), _mm_set1_ps(dmin * dy), accm);
+            let y = a.qs.as_ptr().add(256 * b);
+            let mut sumi = _mm256_setzero_si256();
+            for c in 0..4 {
+                let q = _mm256_loadu_si256(blk.add(16 + 32 * c) as *const __m256i);
+                let lo = _mm256_and_si256(q, m4);
+                let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                let y0 = _mm256_loadu_si256(y.add(64 * c) as *const __m256i);
+                let y1 = _mm256_loadu_si256(y.add(64 * c + 32) as *const __m256i);
+                let p0 = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(lo, y0),
+                    _mm256_set1_epi16(*sc.add(2 * c) as i16),
+                );
+                let p1 = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(hi, y1),
+                    _mm256_set1_epi16(*sc.add(2 * c + 1) as i16),
+                );
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+            }
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d * dy), acc);
         }
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d * dy), acc);
+        hsum_ps(acc) - hsum_ps128(accm)
     }
-    hsum_ps(acc) - hsum_ps128(accm)
 }
 
 #[inline(always)]
 unsafe fn row_q5_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
-    let m4 = _mm256_set1_epi8(0x0f);
-    let one = _mm256_set1_epi8(1);
-    let mut acc = _mm256_setzero_ps();
-    let mut accm = _mm_setzero_ps();
-    for b in 0..nb {
-        let blk = row.add(b * L::Q5_K);
-        let dy = *a.d.get_unchecked(b);
-        let (d, dmin) = f16_2(blk);
-        let words =
-            crate::quant::util::unpack_scales_k4_words(std::slice::from_raw_parts(blk.add(4), 12));
-        let sc = words.as_ptr() as *const u8;
-        let md = mins_dot(sc.add(8), a.bsums2.as_ptr().add(8 * b));
-        accm = _mm_fmadd_ps(_mm_cvtepi32_ps(md), _mm_set1_ps(dmin * dy), accm);
-        let qh = _mm256_loadu_si256(blk.add(16) as *const __m256i);
-        let y = a.qs.as_ptr().add(256 * b);
-        let mut sumi = _mm256_setzero_si256();
-        for c in 0..4 {
-            let q = _mm256_loadu_si256(blk.add(48 + 32 * c) as *const __m256i);
-            let s0 = _mm_cvtsi32_si128(2 * c as i32);
-            let s1 = _mm_cvtsi32_si128(2 * c as i32 + 1);
-            let h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, s0), one), 4);
-            let h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, s1), one), 4);
-            let lo = _mm256_or_si256(_mm256_and_si256(q, m4), h0);
-            let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), h1);
-            let y0 = _mm256_loadu_si256(y.add(64 * c) as *const __m256i);
-            let y1 = _mm256_loadu_si256(y.add(64 * c + 32) as *const __m256i);
-            let p0 = _mm256_madd_epi16(
-                _mm256_maddubs_epi16(lo, y0),
-                _mm256_set1_epi16(*sc.add(2 * c) as i16),
-            );
-            let p1 = _mm256_madd_epi16(
-                _mm256_maddubs_epi16(hi, y1),
-                _mm256_set1_epi16(*sc.add(2 * c + 1) as i16),
-            );
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
+    unsafe {
+        let m4 = _mm256_set1_epi8(0x0f);
+        let one = _mm256_set1_epi8(1);
+        let mut acc = _mm256_setzero_ps();
+        let mut accm = _mm_setzero_ps();
+        for b in 0..nb {
+            let blk = row.add(b * L::Q5_K);
+            let dy = *a.d.get_unchecked(b);
+            let (d, dmin) = f16_2(blk);
+            let words = crate::quant::util::unpack_scales_k4_words(std::slice::from_raw_parts(
+                blk.add(4),
+                12,
+            ));
+            let sc = words.as_ptr() as *const u8;
+            let md = mins_dot(sc.add(8), a.bsums2.as_ptr().add(8 * b));
+            accm = _mm_fmadd_ps(_mm_cvtepi32_ps(md), _mm_set1_ps(dmin * dy), accm);
+            let qh = _mm256_loadu_si256(blk.add(16) as *const __m256i);
+            let y = a.qs.as_ptr().add(256 * b);
+            let mut sumi = _mm256_setzero_si256();
+            for c in 0..4 {
+                let q = _mm256_loadu_si256(blk.add(48 + 32 * c) as *const __m256i);
+                let s0 = _mm_cvtsi32_si128(2 * c as i32);
+                let s1 = _mm_cvtsi32_si128(2 * c as i32 + 1);
+                let h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, s0), one), 4);
+                let h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, s1), one), 4);
+                let lo = _mm256_or_si256(_mm256_and_si256(q, m4), h0);
+                let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), h1);
+                let y0 = _mm256_loadu_si256(y.add(64 * c) as *const __m256i);
+                let y1 = _mm256_loadu_si256(y.add(64 * c + 32) as *const __m256i);
+                let p0 = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(lo, y0),
+                    _mm256_set1_epi16(*sc.add(2 * c) as i16),
+                );
+                let p1 = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(hi, y1),
+                    _mm256_set1_epi16(*sc.add(2 * c + 1) as i16),
+                );
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+            }
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d * dy), acc);
         }
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d * dy), acc);
+        hsum_ps(acc) - hsum_ps128(accm)
     }
-    hsum_ps(acc) - hsum_ps128(accm)
 }
 
 /// Shuffle masks picking scale bytes `[g ×8, g+1 ×8]` for g = 0, 2, .., 14.
@@ -432,41 +544,47 @@ const Q6_SCALE_SHUF: [[u8; 16]; 8] = {
 
 #[inline(always)]
 unsafe fn row_q6_k(row: *const u8, nb: usize, a: &Q8KView<'_>) -> f32 {
-    let m4 = _mm256_set1_epi8(0x0f);
-    let m3 = _mm256_set1_epi8(3);
-    let mut acc = _mm256_setzero_ps();
-    for b in 0..nb {
-        let blk = row.add(b * L::Q6_K);
-        let dd = f16_1(blk.add(208)) * *a.d.get_unchecked(b);
-        let sc8 = _mm_loadu_si128(blk.add(192) as *const __m128i);
-        let bs = _mm256_loadu_si256(a.bsums.as_ptr().add(16 * b) as *const __m256i);
-        // -32 offset of every quant, applied once per super-block through the bsums.
-        let corr = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), bs);
-        let mut sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5));
-        let y = a.qs.as_ptr().add(256 * b);
-        for n in 0..2 {
-            let ql0 = _mm256_loadu_si256(blk.add(64 * n) as *const __m256i);
-            let ql1 = _mm256_loadu_si256(blk.add(64 * n + 32) as *const __m256i);
-            let qh = _mm256_loadu_si256(blk.add(128 + 32 * n) as *const __m256i);
-            for k in 0..4 {
-                let ql = if k & 1 == 0 { ql0 } else { ql1 };
-                let nib = if k < 2 {
-                    _mm256_and_si256(ql, m4)
-                } else {
-                    _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4)
-                };
-                let h = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k as i32)), m3);
-                let q = _mm256_or_si256(nib, _mm256_slli_epi16(h, 4));
-                let yv = _mm256_loadu_si256(y.add(128 * n + 32 * k) as *const __m256i);
-                let shuf = _mm_loadu_si128(Q6_SCALE_SHUF[4 * n + k].as_ptr() as *const __m128i);
-                let scv = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, shuf));
-                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, yv), scv);
-                sumi = _mm256_add_epi32(sumi, p);
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
+    unsafe {
+        let m4 = _mm256_set1_epi8(0x0f);
+        let m3 = _mm256_set1_epi8(3);
+        let mut acc = _mm256_setzero_ps();
+        for b in 0..nb {
+            let blk = row.add(b * L::Q6_K);
+            let dd = f16_1(blk.add(208)) * *a.d.get_unchecked(b);
+            let sc8 = _mm_loadu_si128(blk.add(192) as *const __m128i);
+            let bs = _mm256_loadu_si256(a.bsums.as_ptr().add(16 * b) as *const __m256i);
+            // -32 offset of every quant, applied once per super-block through the bsums.
+            let corr = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), bs);
+            let mut sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5));
+            let y = a.qs.as_ptr().add(256 * b);
+            for n in 0..2 {
+                let ql0 = _mm256_loadu_si256(blk.add(64 * n) as *const __m256i);
+                let ql1 = _mm256_loadu_si256(blk.add(64 * n + 32) as *const __m256i);
+                let qh = _mm256_loadu_si256(blk.add(128 + 32 * n) as *const __m256i);
+                for k in 0..4 {
+                    let ql = if k & 1 == 0 { ql0 } else { ql1 };
+                    let nib = if k < 2 {
+                        _mm256_and_si256(ql, m4)
+                    } else {
+                        _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4)
+                    };
+                    let h =
+                        _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k as i32)), m3);
+                    let q = _mm256_or_si256(nib, _mm256_slli_epi16(h, 4));
+                    let yv = _mm256_loadu_si256(y.add(128 * n + 32 * k) as *const __m256i);
+                    let shuf = _mm_loadu_si128(Q6_SCALE_SHUF[4 * n + k].as_ptr() as *const __m128i);
+                    let scv = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, shuf));
+                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, yv), scv);
+                    sumi = _mm256_add_epi32(sumi, p);
+                }
             }
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(dd), acc);
         }
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(dd), acc);
+        hsum_ps(acc)
     }
-    hsum_ps(acc)
 }
 
 // Q2_K / Q3_K: the scalar reference compiled for AVX2 (auto-vectorized).
@@ -505,8 +623,13 @@ macro_rules! f_kernel {
 
         #[target_feature(enable = "avx2,fma,f16c")]
         unsafe fn $inner(w: *const u8, rb: usize, n: usize, x: *const f32, out: &mut [f32]) {
-            for (r, o) in out.iter_mut().enumerate() {
-                *o = $row(w.add(r * rb), n, x);
+            // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were
+            // detected before any kernel table reaching it was built, and its pointers cover every
+            // block read below (row and activation lengths are checked on entry to the kernel).
+            unsafe {
+                for (r, o) in out.iter_mut().enumerate() {
+                    *o = $row(w.add(r * rb), n, x);
+                }
             }
         }
     };
@@ -518,57 +641,83 @@ f_kernel!(bf16_rows, bf16_inner, row_bf16, 2);
 
 #[inline(always)]
 unsafe fn load8_f32(p: *const u8) -> __m256 {
-    _mm256_loadu_ps(p as *const f32)
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
+    unsafe { _mm256_loadu_ps(p as *const f32) }
 }
 #[inline(always)]
 unsafe fn load8_f16(p: *const u8) -> __m256 {
-    _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
+    unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)) }
 }
 #[inline(always)]
 unsafe fn load8_bf16(p: *const u8) -> __m256 {
-    let v = _mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i));
-    _mm256_castsi256_ps(_mm256_slli_epi32(v, 16))
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
+    unsafe {
+        let v = _mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i));
+        _mm256_castsi256_ps(_mm256_slli_epi32(v, 16))
+    }
 }
 
 macro_rules! f_row {
     ($row:ident, $load:ident, $esz:expr, $conv:expr) => {
         #[inline(always)]
         unsafe fn $row(w: *const u8, n: usize, x: *const f32) -> f32 {
-            let mut acc = [_mm256_setzero_ps(); 4];
-            let mut i = 0;
-            while i + 32 <= n {
-                for (k, a) in acc.iter_mut().enumerate() {
-                    let wv = $load(w.add((i + 8 * k) * $esz));
-                    *a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x.add(i + 8 * k)), *a);
+            // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were
+            // detected before any kernel table reaching it was built, and its pointers cover every
+            // block read below (row and activation lengths are checked on entry to the kernel).
+            unsafe {
+                let mut acc = [_mm256_setzero_ps(); 4];
+                let mut i = 0;
+                while i + 32 <= n {
+                    for (k, a) in acc.iter_mut().enumerate() {
+                        let wv = $load(w.add((i + 8 * k) * $esz));
+                        *a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x.add(i + 8 * k)), *a);
+                    }
+                    i += 32;
                 }
-                i += 32;
+                while i + 8 <= n {
+                    acc[0] =
+                        _mm256_fmadd_ps($load(w.add(i * $esz)), _mm256_loadu_ps(x.add(i)), acc[0]);
+                    i += 8;
+                }
+                let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+                let mut sum = hsum_ps(s);
+                while i < n {
+                    sum += $conv(w.add(i * $esz)) * *x.add(i);
+                    i += 1;
+                }
+                sum
             }
-            while i + 8 <= n {
-                acc[0] = _mm256_fmadd_ps($load(w.add(i * $esz)), _mm256_loadu_ps(x.add(i)), acc[0]);
-                i += 8;
-            }
-            let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-            let mut sum = hsum_ps(s);
-            while i < n {
-                sum += $conv(w.add(i * $esz)) * *x.add(i);
-                i += 1;
-            }
-            sum
         }
     };
 }
 
 #[inline(always)]
 unsafe fn one_f32(p: *const u8) -> f32 {
-    std::ptr::read_unaligned(p as *const f32)
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
+    unsafe { std::ptr::read_unaligned(p as *const f32) }
 }
 #[inline(always)]
 unsafe fn one_f16(p: *const u8) -> f32 {
-    crate::quant::util::f16_to_f32(std::ptr::read_unaligned(p as *const u16))
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
+    unsafe { crate::quant::util::f16_to_f32(std::ptr::read_unaligned(p as *const u16)) }
 }
 #[inline(always)]
 unsafe fn one_bf16(p: *const u8) -> f32 {
-    crate::quant::util::bf16_to_f32(std::ptr::read_unaligned(p as *const u16))
+    // SAFETY: callers uphold this unsafe fn's contract: the CPU features it uses were detected
+    // before any kernel table reaching it was built, and its pointers cover every block read below
+    // (row and activation lengths are checked on entry to the kernel).
+    unsafe { crate::quant::util::bf16_to_f32(std::ptr::read_unaligned(p as *const u16)) }
 }
 
 f_row!(row_f32, load8_f32, 4, one_f32);
