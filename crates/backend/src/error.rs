@@ -34,13 +34,13 @@ pub enum BackendError {
     InvalidRequest(String),
     /// The local engine failed while running a request.
     #[error("engine: {0}")]
-    Engine(#[source] SessionError),
+    Engine(#[source] Box<SessionError>),
     /// A model file could not be loaded.
     #[error("loading {path}: {source}")]
     Load {
         path: PathBuf,
         #[source]
-        source: ModelError,
+        source: Box<ModelError>,
     },
     /// The model's chat template failed to render.
     #[error(transparent)]

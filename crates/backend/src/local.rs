@@ -158,7 +158,7 @@ impl LocalBackend {
     pub fn load(path: &Path, policy: &str, policy_options: &str) -> Result<LocalBackend> {
         let model = Model::load(path).map_err(|source| BackendError::Load {
             path: path.to_path_buf(),
-            source,
+            source: Box::new(source),
         })?;
         let id = path
             .file_name()
@@ -313,7 +313,7 @@ impl LocalBackend {
             })) => overflow(needed, limit, &policy, self.model.cfg.context_length),
             SessionError::Sampling(e) => BackendError::InvalidRequest(e.to_string()),
             SessionError::Cancelled => BackendError::Cancelled,
-            e => BackendError::Engine(e),
+            e => BackendError::Engine(Box::new(e)),
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use crate::openai::OpenAiConfig;
+use crate::openai::{check_url, OpenAiConfig};
 use crate::BackendError;
 
 /// Which backend to run against.
@@ -13,29 +13,6 @@ pub enum BackendSpec {
     Local,
     /// OpenAI-compatible servers, by API base (e.g. `http://host:8000/v1`).
     OpenAi { endpoints: Vec<String> },
-}
-
-/// Checks an endpoint URL: `http://host[:port][/path]` or `https://…`.
-pub(crate) fn check_url(url: &str) -> Result<(), BackendError> {
-    let rest = if let Some(r) = url.strip_prefix("http://") {
-        r
-    } else if let Some(r) = url.strip_prefix("https://") {
-        r
-    } else {
-        return Err(BackendError::Config(format!(
-            "{url}: expected an http:// or https:// URL"
-        )));
-    };
-    let host = rest.split('/').next().unwrap_or_default();
-    if host.is_empty() || host.chars().any(char::is_whitespace) {
-        return Err(BackendError::Config(format!("{url}: no host")));
-    }
-    if let Some((_, port)) = host.rsplit_once(':').filter(|_| !host.ends_with(']')) {
-        if port.parse::<u16>().is_err() {
-            return Err(BackendError::Config(format!("{url}: bad port '{port}'")));
-        }
-    }
-    Ok(())
 }
 
 impl FromStr for BackendSpec {

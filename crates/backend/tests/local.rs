@@ -2,6 +2,8 @@
 //! raw completion, context overflow, concurrent requests, tokenizer round trips and LongBench
 //! middle truncation.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::sync::{Arc, OnceLock};

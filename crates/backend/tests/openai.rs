@@ -3,6 +3,8 @@
 //! LocalBackend's; (b) scripted servers for retries, context overflow, dead endpoints, garbage
 //! answers, timeouts, the API key and the concurrency limit.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

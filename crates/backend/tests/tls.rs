@@ -2,6 +2,8 @@
 //! (tests/fixtures/tls-cert.pem, for localhost and 127.0.0.1) it trusts through `ca_file`, and
 //! refuses it with a clear error when it does not.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;

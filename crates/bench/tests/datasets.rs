@@ -1,6 +1,8 @@
 //! Dataset loaders over the real shared data (counts as each README states), error paths on
 //! temp files, and hand-checked LongProc / LongGenBench scores.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::path::{Path, PathBuf};
 
 use longctx_bench::datasets::{self, longproc, DatasetError, LoadOptions};

@@ -1,6 +1,8 @@
 //! Golden tests: every metric port against values computed by the upstream Python code
 //! (`tests/fixtures/metrics/make_fixtures.py`), and jieba-rs against Python jieba.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use longctx_bench::metrics::segment::jieba_cut;
 use longctx_bench::{Metric, Sample, Truncation};
 use serde_json::Value;

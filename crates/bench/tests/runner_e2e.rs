@@ -2,6 +2,8 @@
 //! against an in-process OpenAI-compatible server backed by the same engine. Skipped (with a
 //! message) when the default model is not in the models cache.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::AtomicBool;

@@ -1,6 +1,8 @@
 //! Behaviour of the synthetic generators: determinism, pinned prompts, seeds, depth
 //! placement, length fitting, scoring of gold and wrong answers, and config errors.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use longctx_bench::sample::Sample;
 use longctx_bench::tasks::common::fnv1a64;
 use longctx_bench::tasks::{default_data_root, GenConfig};

@@ -2,6 +2,8 @@
 //! (whitespace tokenizer; it answers the pass key it finds in the prompt, optionally slowly),
 //! so no model is needed: list, run, resume, bad inputs, report, compare, export, Ctrl-C.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,8 @@
 //! The `longctx` binary end to end: the main commands on the default model, and bad input
 //! giving clear errors (never a panic).
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

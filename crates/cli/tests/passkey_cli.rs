@@ -4,6 +4,8 @@
 //! message naming the problem, and the prompt the model sees pinned to what the pre-runner
 //! command fed it.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

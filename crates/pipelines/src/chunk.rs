@@ -125,7 +125,7 @@ impl Chunker<'_> {
     /// A last chunk under half the budget is balanced with the one before it: the two are
     /// split again at the unit boundary that makes the first about half of both (found by
     /// bisection on exact counts).
-    fn balance_last(&self, chunks: &mut Vec<(String, usize)>, max_bytes: usize) -> Result<()> {
+    fn balance_last(&self, chunks: &mut [(String, usize)], max_bytes: usize) -> Result<()> {
         let n = chunks.len();
         if n < 2 || chunks[n - 1].1 * 2 >= self.budget {
             return Ok(());

@@ -331,8 +331,8 @@ impl Run<'_> {
                 });
             }
             drop(tx);
-            let mut done = 0;
-            for (i, r) in rx {
+            for (done, (i, r)) in rx.into_iter().enumerate() {
+                let done = done + 1;
                 match r {
                     Ok(c) => results[i] = Some(c),
                     Err(e) => {
@@ -341,7 +341,6 @@ impl Run<'_> {
                         next.store(total, std::sync::atomic::Ordering::SeqCst);
                     }
                 }
-                done += 1;
                 if first_error.is_none() && !(self.progress)(Progress::Step { phase, done, total })
                 {
                     next.store(total, std::sync::atomic::Ordering::SeqCst);

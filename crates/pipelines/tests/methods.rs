@@ -2,6 +2,8 @@
 //! boundaries and budgets, parallel map order independent of completion order, the memory
 //! budget, collapse when it must happen, errors surfaced with their step, cancellation.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -77,7 +79,7 @@ impl LlmBackend for Scripted {
     }
     fn chat(&self, req: &ChatRequest) -> longctx_backend::Result<Completion> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        self.log.lock().unwrap().push(req.clone());
+        self.log.lock().expect("log lock").push(req.clone());
         let prompt = &req.messages[0].content;
         let text = (self.script)(prompt, n)?;
         Ok(Completion {

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::BackendError;
+
 /// One server.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -169,6 +171,29 @@ impl Drop for Permit<'_> {
         *lock(&self.0.free) += 1;
         self.0.cv.notify_one();
     }
+}
+
+/// Checks an endpoint URL: `http://host[:port][/path]` or `https://…`.
+pub fn check_url(url: &str) -> Result<(), BackendError> {
+    let rest = if let Some(r) = url.strip_prefix("http://") {
+        r
+    } else if let Some(r) = url.strip_prefix("https://") {
+        r
+    } else {
+        return Err(BackendError::Config(format!(
+            "{url}: expected an http:// or https:// URL"
+        )));
+    };
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.chars().any(char::is_whitespace) {
+        return Err(BackendError::Config(format!("{url}: no host")));
+    }
+    if let Some((_, port)) = host.rsplit_once(':').filter(|_| !host.ends_with(']')) {
+        if port.parse::<u16>().is_err() {
+            return Err(BackendError::Config(format!("{url}: bad port '{port}'")));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

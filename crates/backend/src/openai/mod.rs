@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use endpoints::{Endpoint, EndpointPool, Semaphore};
+pub use endpoints::{check_url, Endpoint, EndpointPool, Semaphore};
 pub use overflow::is_context_overflow;
 pub use retry::RetryPolicy;
 
@@ -160,7 +160,7 @@ impl OpenAiBackend {
             return Err(BackendError::Config("no endpoints".into()));
         }
         for e in &config.endpoints {
-            crate::spec::check_url(e)?;
+            check_url(e)?;
         }
         if config.max_concurrency == 0 {
             return Err(BackendError::Config(
