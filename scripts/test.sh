@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+# No module of a crate imports a module that imports it back.
+python3 scripts/module-cycles.py
 # One build for everything below: the model is pulled with the binary this build made, so no
 # crate is compiled a second time with other features.
 cargo build --workspace --all-targets
