@@ -73,15 +73,15 @@ impl std::fmt::Debug for LocalBackend {
 
 fn overflow(needed: usize, limit: usize, policy: &str, trained: usize) -> BackendError {
     let what = if limit == trained {
-        format!("the model's trained context of {limit} tokens (policy '{policy}')")
+        format!("which exceeds the model's trained context of {limit} tokens (policy '{policy}')")
     } else {
-        format!("policy '{policy}''s limit of {limit} tokens")
+        format!("but policy '{policy}' allows {limit} (its max_context)")
     };
     BackendError::ContextOverflow {
         endpoint: None,
         message: format!(
-            "the request needs {needed} tokens (prompt + answer budget), which exceeds {what}; \
-             use a shorter input or a long-context policy (`auto` picks one)"
+            "the request needs {needed} tokens (prompt + answer budget), {what}; use a shorter \
+             input or a long-context policy (`auto` picks one)"
         ),
         needed: Some(needed),
         limit: Some(limit),

@@ -86,9 +86,14 @@ pub struct RunArgs {
     /// Local policy options, `key=value,...`.
     #[arg(long = "policy-opt", default_value = "")]
     pub policy_opt: String,
-    /// Served model name for `openai:` backends.
+    /// Served model name for `openai:` backends (`default`: the first model the server lists
+    /// at `/v1/models`).
     #[arg(long = "remote-model", default_value = "default")]
     pub remote_model: String,
+    /// A PEM file of certificate authorities to trust for `https://` backends (e.g. a
+    /// self-signed server), besides the built-in web roots; also `$LONGCTX_CA_FILE`.
+    #[arg(long = "backend-ca")]
+    pub backend_ca: Option<std::path::PathBuf>,
     /// Environment variable holding the API key of `openai:` backends.
     #[arg(long = "api-key-env", default_value = "OPENAI_API_KEY")]
     pub api_key_env: String,
@@ -289,13 +294,29 @@ fn build_backend(args: &RunArgs) -> Result<Built> {
                 .openai_config(&args.remote_model)
                 .context("openai backend config")?;
             cfg.api_key_env = args.api_key_env.clone();
+            if args.backend_ca.is_some() {
+                cfg.ca_file = args.backend_ca.clone();
+            }
             let concurrency = args.concurrency.unwrap_or(4);
             cfg.max_concurrency = concurrency.max(1);
-            let backend = OpenAiBackend::new(cfg)?;
+            let endpoints = cfg.endpoints.join(",");
+            let mut backend = OpenAiBackend::new(cfg.clone())?;
+            if args.remote_model == "default" {
+                // Name the run (and the requests) after the model the server says it serves.
+                match backend.served_models() {
+                    Ok(models) if !models.is_empty() => {
+                        cfg.model = models[0].id.clone();
+                        eprintln!("{endpoints} serves '{}'", cfg.model);
+                        backend = OpenAiBackend::new(cfg)?;
+                    }
+                    Ok(_) => eprintln!("{endpoints} lists no model at /v1/models; using 'default'"),
+                    Err(e) => eprintln!("could not list the served models ({e}); using 'default'"),
+                }
+            }
             Ok(Built {
                 backend_label: spec.to_string(),
                 model_sha: "remote".into(),
-                policy: "server".into(),
+                policy: format!("server {endpoints}"),
                 policy_options: String::new(),
                 chat_template:
                     "the server's chat template (chat tasks); raw text (completion tasks)".into(),

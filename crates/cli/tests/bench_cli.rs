@@ -59,6 +59,10 @@ fn serve(delay: Duration) -> String {
                     return;
                 };
                 let (status, v) = match path.as_str() {
+                    "/v1/models" => (
+                        200,
+                        json!({"object": "list", "data": [{"id": "served-model", "object": "model"}]}),
+                    ),
                     "/tokenize" => {
                         let n = body["content"]
                             .as_str()
@@ -249,6 +253,11 @@ fn run_resume_bad_inputs_report_compare_export() {
         out.contains("== comparison (") && out.contains("effective length (passkey): 256"),
         "{out}"
     );
+    // Remote runs are named after the served model (from /v1/models) and the endpoint.
+    assert!(
+        out.contains("served-model") && out.contains(&format!("server {base}")),
+        "{out}"
+    );
     // The run names the commit the binary was built from (build.rs), not the tree it ran in.
     let head = std::process::Command::new("git")
         .args(["rev-parse", "HEAD"])
@@ -278,7 +287,7 @@ fn run_resume_bad_inputs_report_compare_export() {
         &empty,
     );
     assert!(o.status.success(), "{}", text(&o).1);
-    let lines = std::fs::read_to_string(d.join("exp/other/default/passkey.jsonl")).unwrap();
+    let lines = std::fs::read_to_string(d.join("exp/other/served-model/passkey.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 4);
     let (_, err) = text(&longctx(
         &["bench", "report", "--db", "missing.sqlite"],
