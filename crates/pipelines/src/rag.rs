@@ -66,6 +66,9 @@ fn run(r: &mut Run<'_>) -> Result<String> {
     let mut order: Vec<usize> = (0..units.len()).collect();
     // Best first; equal scores keep document order.
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    // Units the question shares no term with still fill the budget (best-scored first, then
+    // document order): measured on the needle probe, a reader with some context around the
+    // match answered 12/18, one with the matching units alone 10/18.
     let mut chosen = Vec::new();
     let mut used = 0;
     for i in order {
@@ -83,7 +86,7 @@ fn run(r: &mut Run<'_>) -> Result<String> {
             i,
             Some(units[i].1),
             &units[i].0,
-            json!({"score": scores[i], "kept_rank": rank}),
+            json!({"score": scores[i], "position": rank}),
         );
     }
     r.step("retrieve", 1, 1)?;
