@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use longctx_engine::chat::{self, ChatMessage};
-use longctx_engine::policy::{build_policy, CachePolicy, ModelFacts, PolicyError};
+use longctx_engine::policy::{build_policy, CachePolicy, PolicyError};
 use longctx_engine::sampling::SamplingParams;
 use longctx_engine::{
     GenerateParams, Model, ModelError, SavedSession, Session, SessionError, StopReason,
@@ -107,10 +107,7 @@ impl LocalBackend {
         policy_options: &str,
     ) -> Result<LocalBackend> {
         let ctx = model.cfg.context_length;
-        let facts = ModelFacts {
-            n_layers: model.cfg.n_layers,
-            context_length: ctx,
-        };
+        let facts = model.policy_facts();
         // Validate the name and options now rather than on the first request. For `auto`
         // the options must suit every policy it may pick.
         let candidates: Vec<String> = if policy == "auto" {
@@ -205,15 +202,12 @@ impl LocalBackend {
         resolve_policy(&self.policy, self.model.cfg.context_length, needed)
     }
 
-    fn facts(&self) -> ModelFacts {
-        ModelFacts {
-            n_layers: self.model.cfg.n_layers,
-            context_length: self.model.cfg.context_length,
-        }
-    }
-
     fn make_policy(&self, name: &str) -> Result<Box<dyn CachePolicy>> {
-        Ok(build_policy(name, &self.policy_options, self.facts())?)
+        Ok(build_policy(
+            name,
+            &self.policy_options,
+            self.model.policy_facts(),
+        )?)
     }
 
     /// Picks the policy and answer budget of a request with `prompt` tokens.

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use longctx_backend::catalog;
 use longctx_engine::gguf::GgufFile;
 use longctx_engine::perplexity::{full_policy, perplexity as compute_ppl};
-use longctx_engine::policy::{build_policy, CachePolicy, ModelFacts, REGISTRY};
+use longctx_engine::policy::{build_policy, CachePolicy, REGISTRY};
 use longctx_engine::tokenizer::Tokenizer;
 use longctx_engine::Model;
 
@@ -56,10 +56,7 @@ pub fn policy_name_for(model: &Model, args: &ModelArgs, needed: usize) -> String
 pub use longctx_engine::policy::resolve_policy;
 
 pub fn make_named_policy(model: &Model, name: &str, options: &str) -> Result<Box<dyn CachePolicy>> {
-    let facts = ModelFacts {
-        n_layers: model.cfg.n_layers,
-        context_length: model.cfg.context_length,
-    };
+    let facts = model.policy_facts();
     Ok(build_policy(name, options, facts)?)
 }
 

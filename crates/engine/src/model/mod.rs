@@ -11,7 +11,7 @@ use crate::attention::{attend, AttnError, AttnInput, AttnScratch, AttnShape, Lay
 use crate::gguf::{GgufError, GgufFile};
 use crate::kv::KvStore;
 use crate::ops;
-use crate::policy::{CachePolicy, PlanContext, PolicyError};
+use crate::policy::{CachePolicy, ModelFacts, PlanContext, PolicyError};
 use crate::quant::{matmul, matvec, MatScratch, QMatrix, QuantError};
 use crate::rope;
 use crate::tokenizer::{Tokenizer, TokenizerError};
@@ -148,6 +148,14 @@ fn add_bias(rows: &mut [f32], bias: Option<&Vec<f32>>) {
 }
 
 impl Model {
+    /// What a KV-cache policy needs to know about this model (the one place they are read).
+    pub fn policy_facts(&self) -> ModelFacts {
+        ModelFacts {
+            n_layers: self.cfg.n_layers,
+            context_length: self.cfg.context_length,
+        }
+    }
+
     /// Memory-maps and validates a GGUF model.
     pub fn load(path: &Path) -> Result<Model, ModelError> {
         let file = Arc::new(GgufFile::open(path)?);
