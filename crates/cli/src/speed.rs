@@ -88,6 +88,9 @@ fn bench_tokens(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
         .collect()
 }
 
+/// The whole `bench-speed` table in llama-bench's test order (prefill tests, then decode).
+/// Kept as one function (about 120 lines) so the timed sections read top to bottom in the
+/// order the table prints them.
 pub fn bench_speed(
     args: &ModelArgs,
     prompts: &[usize],
