@@ -11,13 +11,14 @@ use crate::datasets::{
 use crate::error::BenchError;
 use crate::sample::Sample;
 use crate::task::{LoadOptions, Loaded, Task};
-use crate::tasks::{needle_threading, needlebench, niah, passkey, ruler};
+use crate::tasks::{needle_threading, needlebench, needles, niah, passkey, ruler};
 
 /// The families' entry lists, in listing order.
 const FAMILIES: &[&[Task]] = &[
     &passkey::TASKS,
     &[niah::TASK],
     &ruler::TASKS,
+    &needles::TASKS,
     &needlebench::TASKS,
     &needle_threading::TASKS,
     minilongbench::TASKS,
@@ -121,6 +122,7 @@ mod tests {
         assert_eq!(names.len(), n, "duplicate task names");
         assert_eq!(matching("ruler").len(), 13);
         assert_eq!(matching("passkey").len(), 1);
+        assert_eq!(matching("needles").len(), 4);
         assert!(matching("nope").is_empty());
         assert_eq!(&families()[..3], ["passkey", "niah", "ruler"]);
     }
