@@ -197,6 +197,9 @@ pub fn filler_text(cfg: &GenConfig, which: usize) -> Result<String, BenchError> 
     Ok(inputs.join("\n\n"))
 }
 
+/// A filler's text with the byte ranges of its words, read once per generator call.
+type Filler = (String, Vec<(usize, usize)>);
+
 /// The user turn: the first `words` words of the filler with the needle at `depth`.
 fn render(
     text: &str,
@@ -226,7 +229,7 @@ pub fn generate(
     cfg.validate()?;
     let task_name = format!("needles/{kind}");
     let task_name = task_name.as_str();
-    let mut texts: Vec<Option<(String, Vec<(usize, usize)>)>> = vec![None; FILLERS.len()];
+    let mut texts: Vec<Option<Filler>> = vec![None; FILLERS.len()];
     let mut out = Vec::new();
     for depth in cfg.depths_or(&DEFAULT_DEPTHS) {
         for i in 0..cfg.num_samples {
