@@ -248,6 +248,21 @@ impl Run<'_> {
             .map_err(PipelineError::at("counting tokens"))
     }
 
+    /// `text` in chunks of at most `budget` tokens of the backend's tokenizer.
+    fn chunks(&self, text: &str, budget: usize) -> Result<Vec<(String, usize)>> {
+        let backend = self.backend;
+        let count = |s: &str| {
+            backend
+                .count_tokens(s)
+                .map_err(PipelineError::at("counting tokens"))
+        };
+        Chunker {
+            budget,
+            count: &count,
+        }
+        .chunks(text)
+    }
+
     /// Sampling for an intermediate call with its own output budget.
     fn sampling(&self, max_tokens: usize) -> Sampling {
         Sampling {

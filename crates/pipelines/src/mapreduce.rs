@@ -8,7 +8,6 @@
 
 use serde_json::json;
 
-use crate::chunk::Chunker;
 use crate::{MethodInfo, MethodOption, PipelineError, Result, Run};
 
 pub const INFO: MethodInfo = MethodInfo {
@@ -154,18 +153,7 @@ fn run(r: &mut Run<'_>) -> Result<String> {
         })?;
     r.answer.trace.options =
         format!("chunk={chunk_size},map_tokens={map_tokens},max_rounds={max_rounds}");
-    let text = r.query.joined_text();
-    let backend = r.backend;
-    let count = |s: &str| {
-        backend
-            .count_tokens(s)
-            .map_err(PipelineError::at("counting tokens"))
-    };
-    let chunks = Chunker {
-        budget,
-        count: &count,
-    }
-    .chunks(&text)?;
+    let chunks = r.chunks(&r.query.joined_text(), budget)?;
     let prompts = chunks
         .iter()
         .map(|(c, _)| map_prompt(&question, c.trim()))

@@ -6,7 +6,6 @@
 
 use serde_json::json;
 
-use crate::chunk::Chunker;
 use crate::{MethodInfo, MethodOption, PipelineError, Result, Run};
 
 pub const INFO: MethodInfo = MethodInfo {
@@ -78,18 +77,7 @@ fn run(r: &mut Run<'_>) -> Result<String> {
         None => wanted,
     };
     r.answer.trace.options = format!("chunk={chunk},memory={memory_budget}");
-    let text = r.query.joined_text();
-    let backend = r.backend;
-    let count = |s: &str| {
-        backend
-            .count_tokens(s)
-            .map_err(PipelineError::at("counting tokens"))
-    };
-    let chunks = Chunker {
-        budget: chunk,
-        count: &count,
-    }
-    .chunks(&text)?;
+    let chunks = r.chunks(&r.query.joined_text(), chunk)?;
     let mut memory = NO_MEMORY.to_string();
     let total = chunks.len();
     for (i, (c, n)) in chunks.iter().enumerate() {

@@ -6,7 +6,6 @@
 use serde_json::json;
 
 use crate::bm25::Bm25;
-use crate::chunk::Chunker;
 use crate::direct;
 use crate::{MethodInfo, MethodOption, PipelineError, Result, Run};
 
@@ -49,18 +48,7 @@ fn run(r: &mut Run<'_>) -> Result<String> {
         budget = budget.min(room);
     }
     r.answer.trace.options = format!("unit={unit},budget={budget}");
-    let text = r.query.joined_text();
-    let backend = r.backend;
-    let count = |s: &str| {
-        backend
-            .count_tokens(s)
-            .map_err(PipelineError::at("counting tokens"))
-    };
-    let units = Chunker {
-        budget: unit,
-        count: &count,
-    }
-    .chunks(&text)?;
+    let units = r.chunks(&r.query.joined_text(), unit)?;
     let scores =
         Bm25::new(&units.iter().map(|(u, _)| u.as_str()).collect::<Vec<_>>()).scores(&question);
     let mut order: Vec<usize> = (0..units.len()).collect();

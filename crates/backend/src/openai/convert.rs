@@ -128,23 +128,35 @@ pub fn apply_usage(c: &mut Completion, usage: Option<&Usage>) {
     }
 }
 
+/// A completion from the first choice's text and finish reason and the answer's usage.
+fn first_choice(
+    first: Option<(String, Option<&str>)>,
+    usage: Option<&Usage>,
+    latency: Duration,
+) -> std::result::Result<Completion, String> {
+    let (text, finish) = first.ok_or_else(|| "no \"choices\" in the answer".to_string())?;
+    let mut c = Completion {
+        text,
+        finish: finish_reason(finish),
+        latency,
+        ..Completion::default()
+    };
+    apply_usage(&mut c, usage);
+    Ok(c)
+}
+
 /// The first choice of a chat answer.
 pub fn chat_completion(
     v: ChatCompletionResponse,
     latency: Duration,
 ) -> std::result::Result<Completion, String> {
-    let choice = v
-        .choices
-        .first()
-        .ok_or_else(|| "no \"choices\" in the answer".to_string())?;
-    let mut c = Completion {
-        text: choice.message.content.clone().unwrap_or_default(),
-        finish: finish_reason(choice.finish_reason.as_deref()),
-        latency,
-        ..Completion::default()
-    };
-    apply_usage(&mut c, v.usage.as_ref());
-    Ok(c)
+    let first = v.choices.first().map(|c| {
+        (
+            c.message.content.clone().unwrap_or_default(),
+            c.finish_reason.as_deref(),
+        )
+    });
+    first_choice(first, v.usage.as_ref(), latency)
 }
 
 /// The first choice of a text-completion answer.
@@ -152,18 +164,11 @@ pub fn text_completion(
     v: CompletionResponse,
     latency: Duration,
 ) -> std::result::Result<Completion, String> {
-    let choice = v
+    let first = v
         .choices
         .first()
-        .ok_or_else(|| "no \"choices\" in the answer".to_string())?;
-    let mut c = Completion {
-        text: choice.text.clone(),
-        finish: finish_reason(choice.finish_reason.as_deref()),
-        latency,
-        ..Completion::default()
-    };
-    apply_usage(&mut c, v.usage.as_ref());
-    Ok(c)
+        .map(|c| (c.text.clone(), c.finish_reason.as_deref()));
+    first_choice(first, v.usage.as_ref(), latency)
 }
 
 #[cfg(test)]
