@@ -254,7 +254,7 @@ impl LocalBackend {
     }
 
     /// Prompt text → tokens for chat (specials parsed; BOS added unless the template wrote it).
-    pub fn chat_tokens(&self, text: &str) -> Vec<u32> {
+    fn chat_tokens(&self, text: &str) -> Vec<u32> {
         let bos = self.special_text(self.model.tokenizer.bos());
         let template_has_bos = !bos.is_empty() && text.starts_with(&bos);
         self.model.tokenizer.encode(text, !template_has_bos, true)

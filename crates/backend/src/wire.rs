@@ -229,43 +229,34 @@ pub struct RunReport {
     pub timings: Option<Timings>,
 }
 
-/// A chat answer (`object: "chat.completion"`).
+/// Every answer of the two generation endpoints, whole or streamed, with its choice type:
+/// [`ChatCompletionResponse`], [`CompletionResponse`] (also a streamed text chunk) and
+/// [`ChatCompletionChunk`] (the final usage chunk of a stream has no choices).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ChatCompletionResponse {
+pub struct Answer<C> {
     #[serde(default)]
     pub id: String,
+    /// `chat.completion`, `text_completion` or `chat.completion.chunk`.
     #[serde(default)]
     pub object: String,
     #[serde(default)]
     pub created: u64,
     #[serde(default)]
     pub model: String,
-    #[serde(default)]
-    pub choices: Vec<ChatChoice>,
+    #[serde(default = "Vec::new")]
+    pub choices: Vec<C>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     #[serde(flatten)]
     pub report: RunReport,
 }
 
+/// A chat answer (`object: "chat.completion"`).
+pub type ChatCompletionResponse = Answer<ChatChoice>;
 /// A text-completion answer (`object: "text_completion"`), streamed or not.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct CompletionResponse {
-    #[serde(default)]
-    pub id: String,
-    #[serde(default)]
-    pub object: String,
-    #[serde(default)]
-    pub created: u64,
-    #[serde(default)]
-    pub model: String,
-    #[serde(default)]
-    pub choices: Vec<TextChoice>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Usage>,
-    #[serde(flatten)]
-    pub report: RunReport,
-}
+pub type CompletionResponse = Answer<TextChoice>;
+/// A streamed chat chunk (`object: "chat.completion.chunk"`).
+pub type ChatCompletionChunk = Answer<ChunkChoice>;
 
 /// The `delta` of a streamed chat chunk.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -286,24 +277,6 @@ pub struct ChunkChoice {
     /// Null on every chunk but the one that ends the choice (OpenAI sends the null).
     #[serde(default)]
     pub finish_reason: Option<String>,
-}
-
-/// A streamed chat chunk (`object: "chat.completion.chunk"`); the final usage chunk has no
-/// choices.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ChatCompletionChunk {
-    #[serde(default)]
-    pub id: String,
-    #[serde(default)]
-    pub object: String,
-    #[serde(default)]
-    pub created: u64,
-    #[serde(default)]
-    pub model: String,
-    #[serde(default)]
-    pub choices: Vec<ChunkChoice>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Usage>,
 }
 
 /// The body of an error answer: `{"error": {"message", "type", "param", "code"}}`.

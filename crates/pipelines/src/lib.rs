@@ -20,7 +20,7 @@ use longctx_backend::{BackendError, LlmBackend, Sampling};
 
 pub use bm25::Bm25;
 pub use chunk::{split_units, Chunker};
-pub use direct::prompt as direct_prompt;
+pub use direct::{prompt as direct_prompt, prompt_for as ask_prompt};
 pub use mapreduce::map_prompt as mapreduce_map_prompt;
 pub use options::{MethodOption, Options};
 pub use trace::{Trace, TraceStep};
@@ -263,12 +263,25 @@ impl Run<'_> {
         .chunks(text)
     }
 
-    /// Sampling for an intermediate call with its own output budget.
-    fn sampling(&self, max_tokens: usize) -> Sampling {
-        Sampling {
+    /// The request of one call: `content` as the user turn, the question as the instruction
+    /// (for query-aware KV policies), the query's sampling with `max_tokens`.
+    fn request(&self, content: String, max_tokens: usize) -> longctx_backend::ChatRequest {
+        let sampling = Sampling {
             max_tokens,
             ..self.query.sampling.clone()
+        };
+        longctx_backend::ChatRequest {
+            instruction: Some(self.query.question.clone()),
+            ..longctx_backend::ChatRequest::user(content, sampling)
         }
+    }
+
+    /// Counts a finished call into the answer's totals and returns its text.
+    fn record(&mut self, c: longctx_backend::Completion) -> String {
+        self.answer.calls += 1;
+        self.answer.prompt_tokens += c.prompt_tokens;
+        self.answer.completion_tokens += c.completion_tokens;
+        c.text
     }
 
     /// One chat call with a single user message; `stream` sends its text to the progress
@@ -280,10 +293,7 @@ impl Run<'_> {
         max_tokens: usize,
         stream: bool,
     ) -> Result<String> {
-        let req = longctx_backend::ChatRequest {
-            instruction: Some(self.query.question.clone()),
-            ..longctx_backend::ChatRequest::user(content, self.sampling(max_tokens))
-        };
+        let req = self.request(content, max_tokens);
         let progress = &mut self.progress;
         let result = if stream {
             self.backend.chat_stream(&req, &mut |e| match e {
@@ -296,72 +306,72 @@ impl Run<'_> {
             self.backend.chat(&req)
         };
         let c = result.map_err(PipelineError::at(step))?;
-        self.answer.calls += 1;
-        self.answer.prompt_tokens += c.prompt_tokens;
-        self.answer.completion_tokens += c.completion_tokens;
-        Ok(c.text)
+        Ok(self.record(c))
     }
 
-    /// Several independent calls, `parallelism` at a time; results in input order.
+    /// Several independent calls, `parallelism` at a time; results in input order; the first
+    /// error stops the rest and is returned with its step.
     fn ask_all(
         &mut self,
         phase: &'static str,
         prompts: Vec<String>,
         max_tokens: usize,
     ) -> Result<Vec<String>> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
         let total = prompts.len();
+        let requests: Vec<_> = prompts
+            .into_iter()
+            .map(|p| self.request(p, max_tokens))
+            .collect();
         let workers = self
             .options
             .usize("workers")
             .unwrap_or_else(|| self.backend.parallelism())
             .clamp(1, total.max(1));
+        let backend = self.backend;
         if workers == 1 {
+            // In order on this thread: a stop takes effect before the next call starts.
             let mut out = Vec::with_capacity(total);
-            for (i, p) in prompts.into_iter().enumerate() {
-                out.push(self.ask(&format!("{phase} {}/{total}", i + 1), p, max_tokens, false)?);
+            for (i, req) in requests.iter().enumerate() {
+                let c = backend
+                    .chat(req)
+                    .map_err(PipelineError::at(format!("{phase} {}/{total}", i + 1)))?;
+                out.push(self.record(c));
                 self.step(phase, i + 1, total)?;
             }
             return Ok(out);
         }
-        let backend = self.backend;
-        let sampling = self.sampling(max_tokens);
-        let question = self.query.question.clone();
-        let next = std::sync::atomic::AtomicUsize::new(0);
+        let next = AtomicUsize::new(0);
         let (tx, rx) = std::sync::mpsc::channel();
         let mut results: Vec<Option<longctx_backend::Completion>> = vec![None; total];
         let mut first_error = None;
         std::thread::scope(|scope| {
             for _ in 0..workers {
-                let tx = tx.clone();
-                let (prompts, next, sampling, question) = (&prompts, &next, &sampling, &question);
+                let (tx, requests, next) = (tx.clone(), &requests, &next);
                 scope.spawn(move || loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    if i >= prompts.len() {
-                        break;
-                    }
-                    let req = longctx_backend::ChatRequest {
-                        instruction: Some(question.clone()),
-                        ..longctx_backend::ChatRequest::user(prompts[i].clone(), sampling.clone())
-                    };
-                    if tx.send((i, backend.chat(&req))).is_err() {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= requests.len() || tx.send((i, backend.chat(&requests[i]))).is_err() {
                         break;
                     }
                 });
             }
             drop(tx);
             for (done, (i, r)) in rx.into_iter().enumerate() {
-                let done = done + 1;
                 match r {
                     Ok(c) => results[i] = Some(c),
+                    // Stop handing out work; calls already running finish.
                     Err(e) => {
                         first_error.get_or_insert((i, e));
-                        // Stop handing out work; running calls finish.
-                        next.store(total, std::sync::atomic::Ordering::SeqCst);
+                        next.store(total, Ordering::SeqCst);
                     }
                 }
-                if first_error.is_none() && !(self.progress)(Progress::Step { phase, done, total })
-                {
-                    next.store(total, std::sync::atomic::Ordering::SeqCst);
+                let step = Progress::Step {
+                    phase,
+                    done: done + 1,
+                    total,
+                };
+                if first_error.is_none() && !(self.progress)(step) {
+                    next.store(total, Ordering::SeqCst);
                     first_error.get_or_insert((i, BackendError::Cancelled));
                 }
             }
@@ -369,13 +379,10 @@ impl Run<'_> {
         if let Some((i, e)) = first_error {
             return Err(PipelineError::at(format!("{phase} {}/{total}", i + 1))(e));
         }
-        let mut out = Vec::with_capacity(total);
-        for c in results.into_iter().flatten() {
-            self.answer.calls += 1;
-            self.answer.prompt_tokens += c.prompt_tokens;
-            self.answer.completion_tokens += c.completion_tokens;
-            out.push(c.text);
-        }
-        Ok(out)
+        Ok(results
+            .into_iter()
+            .flatten()
+            .map(|c| self.record(c))
+            .collect())
     }
 }

@@ -13,6 +13,8 @@
 //!   fit the length with the caller's counter (which counts the chat template).
 //! - Scored with RULER's `string_match_all` over the needle's key (case-insensitive).
 
+use longctx_pipelines::ask_prompt;
+
 use crate::rng::SplitMix64;
 use crate::sample::{Sample, Truncation};
 use crate::task::{GenerateFn, Source, Task, TokenCounter};
@@ -75,11 +77,6 @@ const FILLERS: [(&str, &str); 4] = [
     ("paper", "leval/open-ended/paper_assistant.jsonl"),
     ("report", "leval/open-ended/gov_report_summ.jsonl"),
 ];
-
-/// The same user turn `longctx ask` sends (`longctx_pipelines::direct_prompt`).
-pub fn ask_prompt(document: &str, question: &str) -> String {
-    format!("{document}\n\nAnswer the question about the document above.\nQuestion: {question}")
-}
 
 /// A needle: the sentence, the question and the key the answer must contain.
 #[derive(Clone, Debug, PartialEq, Eq)]
